@@ -1,0 +1,9 @@
+"""Security events: the one way every app records what happened."""
+
+from django.apps import AppConfig
+
+
+class AuditConfig(AppConfig):
+    name = "audit"
+    verbose_name = "Audit"
+    default_auto_field = "django.db.models.BigAutoField"

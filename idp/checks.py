@@ -1,0 +1,1 @@
+"""System checks for dangerous configuration; ids are stable (idp.Wnnn / idp.Ennn)."""

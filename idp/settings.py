@@ -1,0 +1,266 @@
+"""Django settings for the IdP: every value that comes from the environment is read here, and only here."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("IDP_VAR_DIR", BASE_DIR / "var"))
+
+
+def _env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --- Issuer: the public base URL; everything host-related derives from it. -------------------------
+IDP_ISSUER = os.environ.get("IDP_ISSUER", "http://127.0.0.1:8000").rstrip("/")
+_issuer = urlsplit(IDP_ISSUER)
+if _issuer.scheme not in {"http", "https"} or not _issuer.hostname:
+    raise ImproperlyConfigured(
+        f"IDP_ISSUER must be an absolute http(s) URL such as https://id.example.com, not {IDP_ISSUER!r}."
+    )
+if _issuer.query or _issuer.fragment:
+    raise ImproperlyConfigured("IDP_ISSUER must not carry a query or fragment (OpenID Connect Discovery 1.0 §3).")
+IDP_ISSUER_IS_LOOPBACK = _is_loopback(_issuer.hostname)
+IDP_ISSUER_IS_HTTPS = _issuer.scheme == "https"
+
+
+def _development_secret(env_name: str, filename: str, generate) -> str:
+    """Return the secret from the environment, or (loopback issuer only) one generated once into var/."""
+    value = os.environ.get(env_name, "").strip()
+    if value:
+        return value
+    if not IDP_ISSUER_IS_LOOPBACK:
+        raise ImproperlyConfigured(
+            f"{env_name} is not set. The issuer {IDP_ISSUER} is not a loopback address, so the IdP will not "
+            f"invent secrets for it: set {env_name} in the environment (see the table in README.md)."
+        )
+    path = VAR_DIR / "secrets" / filename
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = generate()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race; use its value
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+SECRET_KEY = _development_secret("SECRET_KEY", "secret_key", lambda: secrets.token_urlsafe(50))
+# Fernet key (32 url-safe base64 bytes) that encrypts signing keys at rest.
+IDP_KEY_ENCRYPTION_KEY = _development_secret(
+    "IDP_KEY_ENCRYPTION_KEY", "key_encryption_key", lambda: Fernet.generate_key().decode()
+)
+try:
+    Fernet(IDP_KEY_ENCRYPTION_KEY)
+except ValueError:
+    raise ImproperlyConfigured(
+        "IDP_KEY_ENCRYPTION_KEY must be a Fernet key (32 bytes, url-safe base64); create one with "
+        '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.'
+    ) from None
+
+DEBUG = _env_flag("DEBUG", False)
+
+ALLOWED_HOSTS = [_issuer.hostname]
+if IDP_ISSUER_IS_LOOPBACK:
+    ALLOWED_HOSTS += ["127.0.0.1", "localhost", "[::1]"]
+_issuer_origin = f"{_issuer.scheme}://{_issuer.netloc}"
+CSRF_TRUSTED_ORIGINS = [_issuer_origin]
+
+# --- Transport security. ------------------------------------------------------------------------
+IDP_TRUST_PROXY = _env_flag("IDP_TRUST_PROXY", False)
+if IDP_TRUST_PROXY:
+    # Only behind a proxy that overwrites these headers; otherwise a client could claim https or a host.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+SESSION_COOKIE_SECURE = IDP_ISSUER_IS_HTTPS
+CSRF_COOKIE_SECURE = IDP_ISSUER_IS_HTTPS
+SECURE_SSL_REDIRECT = IDP_ISSUER_IS_HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancers probe over plain http
+SECURE_HSTS_SECONDS = 31_536_000 if IDP_ISSUER_IS_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = IDP_ISSUER_IS_HTTPS
+SECURE_HSTS_PRELOAD = IDP_ISSUER_IS_HTTPS and _env_flag("IDP_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_NAME = "__Host-idp_session" if IDP_ISSUER_IS_HTTPS else "idp_session"
+SESSION_COOKIE_AGE = _env_int("IDP_SESSION_MAX_AGE", 12 * 3600)
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# --- Applications. ------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "oauth2_provider",
+    "rest_framework",
+    "audit",
+    "accounts",
+    "clients",
+    "idp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "idp.urls"
+WSGI_APPLICATION = "idp.wsgi.application"
+ASGI_APPLICATION = "idp.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Data. --------------------------------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{VAR_DIR / 'idp.sqlite3'}"
+if DATABASE_URL.startswith("sqlite:"):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+_database = dj_database_url.parse(DATABASE_URL)
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets gunicorn workers read while one writes; IMMEDIATE avoids lock-upgrade deadlocks.
+    _database["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+else:
+    # Persistent connections, checked before reuse: one connection per worker thread, no per-request connect.
+    _database["CONN_MAX_AGE"] = _env_int("DATABASE_CONN_MAX_AGE", 600)
+    _database["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "idp"}}
+
+# --- Users and passwords. -----------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# Argon2id first (see accounts/hashers.py for the parameters and why); the others only verify imported or
+# older hashes, which Django re-hashes with Argon2id at the next successful login.
+PASSWORD_HASHERS = [
+    "accounts.hashers.IdpArgon2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+LOGIN_REDIRECT_URL = "/admin/"
+
+# --- Internationalisation and static files. -----------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"oauth2_provider": {"level": "WARNING"}},
+}
+
+# --- OAuth 2.0 / OpenID Connect (django-oauth-toolkit). Every security option is set here on purpose. ----
+OAUTH2_PROVIDER = {
+    # RFC 9700 (OAuth 2.0 Security BCP): adopt every compliant behaviour DOT offers.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,  # §2.1.2: no implicit grant
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,  # §2.4: no resource owner password grant
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,  # §2.1.1: S256 only, never plain
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,  # §4.3.2: no tokens in query strings
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,  # §4.4 / RFC 9207: `iss` in authorization responses
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,  # §4: tokens stored only as SHA-256 checksums
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "PKCE_REQUIRED": True,  # RFC 9700 §2.1.1: PKCE for every client, confidential ones included
+    # https only; a client's loopback http redirect URIs (RFC 8252 §7.3) are allowed by the client model.
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    "ALLOW_URI_WILDCARDS": False,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,  # RFC 9700 §4.14.2: reuse revokes the whole family
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,  # RFC 6749 §4.1.2: short-lived codes (10 minutes at most)
+    "ACCESS_TOKEN_EXPIRE_SECONDS": 300,  # DOT's default is 10 hours
+    "ID_TOKEN_EXPIRE_SECONDS": 300,
+    "REQUEST_APPROVAL_PROMPT": "auto",
+}

@@ -1,0 +1,47 @@
+"""Argon2id at OWASP's minimum, and older hashes upgraded at login."""
+
+import pytest
+from argon2 import PasswordHasher, extract_parameters
+from argon2.low_level import Type
+from django.contrib.auth import authenticate
+from django.contrib.auth.hashers import make_password
+
+
+@pytest.mark.django_db
+def test_new_passwords_are_argon2id_with_at_least_owasp_minimum(make_user, password):
+    user = make_user()
+    algorithm, encoded = user.password.split("$", 1)
+    assert algorithm == "argon2"
+    params = extract_parameters("$" + encoded)
+    assert params.type is Type.ID
+    assert params.memory_cost >= 19 * 1024
+    assert params.time_cost >= 2
+    assert params.parallelism >= 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("old_hasher", ["pbkdf2_sha256", "pbkdf2_sha1", "scrypt"])
+def test_older_hashes_are_upgraded_to_argon2id_at_login(make_user, password, old_hasher):
+    user = make_user()
+    user.password = make_password(password, hasher=old_hasher)
+    user.save()
+    assert authenticate(username="alice", password=password) == user
+    user.refresh_from_db()
+    assert user.password.startswith("argon2$argon2id$")
+
+
+@pytest.mark.django_db
+def test_argon2_hashes_with_weaker_parameters_are_upgraded_at_login(make_user, password):
+    user = make_user()
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(password)
+    user.password = "argon2" + weak
+    user.save()
+    assert authenticate(username="alice", password=password) == user
+    user.refresh_from_db()
+    assert "m=19456,t=2,p=1" in user.password
+
+
+@pytest.mark.django_db
+def test_login_is_case_insensitive_for_the_username(make_user, password):
+    user = make_user(username="Alice")
+    assert authenticate(username="aLiCe", password=password) == user

@@ -1,0 +1,49 @@
+"""Fixtures shared by every test: users, roles, an admin browser session."""
+
+import pytest
+
+from accounts.services import role_create, user_create
+
+STRONG_PASSWORD = "correct-horse-battery-staple-42"
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    # The manifest storage needs `collectstatic`; tests render admin pages without it.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def password() -> str:
+    return STRONG_PASSWORD
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username="alice", password=STRONG_PASSWORD, roles=(), **extra):
+        for name in roles:
+            from accounts.models import Role
+
+            Role.objects.get_or_create(name=name)
+        return user_create(username=username, password=password, role_names=roles, **extra)
+
+    return make
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user(username="root", email="root@example.com", is_superuser=True)
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def role(db):
+    return role_create(name="orders:write", description="Create and change orders")
