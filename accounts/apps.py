@@ -7,3 +7,10 @@ class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Users and roles"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
+        from accounts.signals import remember_sign_in
+
+        user_logged_in.connect(remember_sign_in, dispatch_uid="accounts.remember_sign_in")

@@ -33,6 +33,8 @@ def user_create(
     *,
     username: str,
     email: str = "",
+    first_name: str = "",
+    last_name: str = "",
     password: str | None = None,
     role_names: Iterable[str] = (),
     is_staff: bool = False,
@@ -44,7 +46,14 @@ def user_create(
     (they sign in after a password reset). Raises ValidationError for any rejected value.
     """
     roles = _roles_by_name(role_names)
-    user = User(username=username, email=email, is_staff=is_staff or is_superuser, is_superuser=is_superuser)
+    user = User(
+        username=username,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        is_staff=is_staff or is_superuser,
+        is_superuser=is_superuser,
+    )
     user.full_clean(exclude=["password"])
     if password is None:
         user.set_unusable_password()

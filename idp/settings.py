@@ -12,6 +12,8 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from idp.lifetimes import access_token_expires_in
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("IDP_VAR_DIR", BASE_DIR / "var"))
 
@@ -209,6 +211,8 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.ScryptPasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    # Client secrets only (selected by OAUTH2_PROVIDER["CLIENT_SECRET_HASHER"]); see clients/hashers.py.
+    "clients.hashers.ClientSecretHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -216,8 +220,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
-LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
 
 # --- Internationalisation and static files. -----------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -226,6 +230,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -239,8 +244,49 @@ LOGGING = {
     "loggers": {"oauth2_provider": {"level": "WARNING"}},
 }
 
+# --- Token core: signing keys and token lifetimes. ------------------------------------------------
+IDP_SIGNING_ALGORITHM = os.environ.get("IDP_SIGNING_ALGORITHM", "RS256")
+if IDP_SIGNING_ALGORITHM not in {"RS256", "ES256"}:
+    raise ImproperlyConfigured("IDP_SIGNING_ALGORITHM must be RS256 or ES256 (RFC 9068 forbids none and HS*).")
+IDP_RSA_KEY_BITS = _env_int("IDP_RSA_KEY_BITS", 2048)
+if IDP_RSA_KEY_BITS < 2048:
+    raise ImproperlyConfigured("IDP_RSA_KEY_BITS must be at least 2048 (RFC 7518 §3.3).")
+IDP_KEY_ROTATION_DAYS = _env_int("IDP_KEY_ROTATION_DAYS", 90)  # system check warns past this age
+IDP_KEY_CACHE_SECONDS = _env_int("IDP_KEY_CACHE_SECONDS", 5)  # how often a process re-reads the key set
+IDP_JWKS_MAX_AGE = _env_int("IDP_JWKS_MAX_AGE", 300)  # Cache-Control max-age of the JWKS document
+# Upper bound on any client's access-token lifetime; RFC 9700 §4.14 and RFC 9068 favour short-lived tokens.
+IDP_ACCESS_TOKEN_MAX_LIFETIME = _env_int("IDP_ACCESS_TOKEN_MAX_LIFETIME", 3600)
+IDP_ID_TOKEN_LIFETIME = _env_int("IDP_ID_TOKEN_LIFETIME", 300)
+IDP_CLOCK_LEEWAY = 30  # seconds of clock skew tolerated when reading our own JWTs
+
 # --- OAuth 2.0 / OpenID Connect (django-oauth-toolkit). Every security option is set here on purpose. ----
+OAUTH2_PROVIDER_APPLICATION_MODEL = "clients.Client"
 OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": IDP_ISSUER,
+    "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": True,
+    "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,  # post_logout_redirect_uri must be registered
+    "OIDC_RP_INITIATED_LOGOUT_ACCEPT_EXPIRED_TOKENS": True,  # an expired id_token_hint still names the session
+    "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": True,
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],  # no implicit or hybrid flows (RFC 9700 §2.1.2)
+    "OAUTH2_VALIDATOR_CLASS": "idp.validator.IdpOAuth2Validator",
+    "OAUTH2_BACKEND_CLASS": "idp.backend.IdpOAuthLibCore",
+    "ACCESS_TOKEN_GENERATOR": "idp.tokens.signed_access_token",
+    # Without this DOT would reuse the JWT generator for refresh tokens; they must stay opaque.
+    "REFRESH_TOKEN_GENERATOR": "idp.tokens.opaque_refresh_token",
+    "SCOPES_BACKEND_CLASS": "idp.scopes.ClientScopes",
+    "SCOPES": {
+        "openid": "Sign you in",
+        "profile": "See your name and username",
+        "email": "See your email address",
+        "roles": "See the roles you hold",
+    },
+    "DEFAULT_SCOPES": ["openid"],
+    # Client secrets are 256-bit random values: a keyed SHA-256 suffices (clients/hashers.py explains why).
+    "CLIENT_SECRET_HASHER": "client_secret_hmac_sha256",
+    # Rows are pruned by `manage.py tokens prune`; per-client refresh lifetimes are enforced at validation.
+    "REFRESH_TOKEN_EXPIRE_SECONDS": 90 * 24 * 3600,
     # RFC 9700 (OAuth 2.0 Security BCP): adopt every compliant behaviour DOT offers.
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,  # §2.1.2: no implicit grant
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,  # §2.4: no resource owner password grant
@@ -261,6 +307,8 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,  # RFC 6749 §4.1.2: short-lived codes (10 minutes at most)
     "ACCESS_TOKEN_EXPIRE_SECONDS": 300,  # DOT's default is 10 hours
-    "ID_TOKEN_EXPIRE_SECONDS": 300,
+    "ID_TOKEN_EXPIRE_SECONDS": IDP_ID_TOKEN_LIFETIME,
+    # oauthlib asks this callable for each token's lifetime: the client's own, capped (idp/lifetimes.py).
+    "EXTRA_SERVER_KWARGS": {"token_expires_in": access_token_expires_in},
     "REQUEST_APPROVAL_PROMPT": "auto",
 }

@@ -1,12 +1,30 @@
-"""The IdP's URL map."""
+"""The IdP's URL map. OAuth endpoints are django-oauth-toolkit's views, mounted under the names DOT reverses."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from oauth2_provider import views as dot
 
-from idp import health
+from idp import discovery, health, introspection, jwks
+
+oauth_patterns = (
+    [
+        path("authorize/", dot.AuthorizationView.as_view(), name="authorize"),
+        path("token/", dot.TokenView.as_view(), name="token"),
+        path("revoke/", dot.RevokeTokenView.as_view(), name="revoke-token"),
+        path("introspect/", introspection.introspect, name="introspect"),
+        path("userinfo/", dot.UserInfoView.as_view(), name="user-info"),
+        path("logout/", dot.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
+    ],
+    "oauth2_provider",
+)
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path(".well-known/openid-configuration", discovery.openid_configuration, name="openid-configuration"),
+    path(".well-known/oauth-authorization-server", discovery.openid_configuration, name="oauth-metadata"),
+    path(".well-known/jwks.json", jwks.jwks, name="jwks"),
+    path("o/", include(oauth_patterns)),
+    path("", include("accounts.urls")),
     path("admin/", admin.site.urls),
 ]

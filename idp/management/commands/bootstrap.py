@@ -1,4 +1,4 @@
-"""`manage.py bootstrap`: first-run set-up that is safe to repeat (an administrator when none exists)."""
+"""`manage.py bootstrap`: first-run set-up that is safe to repeat (signing keys, and an administrator when none)."""
 
 import secrets
 
@@ -7,15 +7,20 @@ from django.core.management.base import BaseCommand
 
 from accounts.models import User
 from accounts.services import user_create
+from idp.keys import signing_key_ensure, signing_key_list
 
 
 class Command(BaseCommand):
-    help = "Create what a new IdP needs to serve: a bootstrap administrator when no superuser exists."
+    help = (
+        "Create what a new IdP needs to serve: an active and a next signing key when none is active, and a "
+        "bootstrap administrator when no superuser exists."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--admin-username", default="admin")
 
     def handle(self, *args, admin_username: str, **options):
+        self._ensure_signing_keys()
         if User.objects.filter(is_superuser=True).exists():
             return
         password = secrets.token_urlsafe(18)
@@ -26,4 +31,13 @@ class Command(BaseCommand):
                 f"    {password}\n\n"
                 f"It is shown only this once. Sign in at {settings.IDP_ISSUER}/admin/ and change it."
             )
+        )
+
+    def _ensure_signing_keys(self) -> None:
+        if not signing_key_ensure():
+            return
+        kids = {key.state: key.kid for key in signing_key_list()}  # one active and one next key at most
+        # A progress note, so it goes to stderr: stdout carries only the one-time password, for scripts to read.
+        self.stderr.write(
+            f"Created signing keys: active {kids['active']}, next {kids['next']}.", style_func=self.style.SUCCESS
         )

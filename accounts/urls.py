@@ -1,0 +1,9 @@
+"""URLs of the browser sign-in pages."""
+
+from django.urls import path
+
+from accounts.views import LoginView
+
+urlpatterns = [
+    path("login/", LoginView.as_view(), name="login"),
+]

@@ -1,0 +1,160 @@
+"""OAuth clients: django-oauth-toolkit's Application, swapped for one that knows audiences, lifetimes and roles."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from oauth2_provider.models import AbstractApplication, ApplicationManager
+
+GRANT_AUTHORIZATION_CODE = AbstractApplication.GRANT_AUTHORIZATION_CODE
+GRANT_CLIENT_CREDENTIALS = AbstractApplication.GRANT_CLIENT_CREDENTIALS
+# Implicit, hybrid and password grants are never offered (RFC 9700 §2.1.2, §2.4).
+SUPPORTED_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS)
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+DEFAULT_ACCESS_TOKEN_LIFETIME = 300
+DEFAULT_REFRESH_TOKEN_LIFETIME = 30 * 24 * 3600
+DEFAULT_REFRESH_TOKEN_IDLE_LIFETIME = 14 * 24 * 3600
+
+
+def _is_loopback_host(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redirect_uri_problem(uri: str) -> str | None:
+    """Why this URI may not be registered as a redirect URI, or None when it may.
+
+    RFC 9700 §2.1 and §4.1.3: exact https URIs, or http on a loopback address for native apps (RFC 8252 §7.3);
+    no wildcards, fragments or user information.
+    """
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises ValueError for a malformed port)
+    except ValueError:
+        return f"{uri!r} is not a valid URI."
+    if not parts.scheme or not host:
+        return f"{uri!r} is not an absolute URI."
+    if "*" in uri:
+        return f"{uri!r} contains a wildcard; redirect URIs are matched exactly."
+    if parts.fragment or uri.endswith("#"):
+        return f"{uri!r} has a fragment, which RFC 6749 §3.1.2 forbids."
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return f"{uri!r} carries user information."
+    if parts.scheme == "https":
+        return None
+    if parts.scheme == "http" and _is_loopback_host(host):
+        return None
+    if parts.scheme == "http":
+        return f"{uri!r} uses http on a non-loopback host; use https."
+    return f"{uri!r} uses the scheme {parts.scheme!r}; only https (or http on loopback) is allowed."
+
+
+class Client(AbstractApplication):
+    grant_types = models.JSONField(
+        default=list, help_text="Grants this client may use: authorization-code, client-credentials."
+    )
+    allowed_scopes = models.TextField(
+        blank=True, help_text="Space-separated scopes the client may request, e.g. 'openid profile orders:read'."
+    )
+    audiences = models.JSONField(default=list, blank=True, help_text="Audiences its access tokens may carry.")
+    default_audience = models.CharField(max_length=255, blank=True)
+    access_token_lifetime = models.PositiveIntegerField(default=DEFAULT_ACCESS_TOKEN_LIFETIME, help_text="Seconds.")
+    refresh_token_lifetime = models.PositiveIntegerField(
+        default=DEFAULT_REFRESH_TOKEN_LIFETIME, help_text="Absolute lifetime of a refresh-token family, seconds."
+    )
+    refresh_token_idle_lifetime = models.PositiveIntegerField(
+        default=DEFAULT_REFRESH_TOKEN_IDLE_LIFETIME, help_text="Seconds a refresh token may sit unused."
+    )
+    enabled = models.BooleanField(default=True)
+    roles = models.ManyToManyField(
+        "accounts.Role", blank=True, related_name="clients", help_text="Roles carried by this client's own tokens."
+    )
+    secret_rotated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApplicationManager()
+
+    class Meta(AbstractApplication.Meta):
+        swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+        verbose_name = "client"
+
+    def __str__(self) -> str:
+        return f"{self.name or 'client'} ({self.client_id})"
+
+    def natural_key(self) -> tuple[str]:
+        return (self.client_id,)
+
+    # --- django-oauth-toolkit extension points -------------------------------------------------
+    def allows_grant_type(self, *grant_types: str) -> bool:
+        return any(grant in self.grant_types for grant in grant_types if grant in SUPPORTED_GRANTS)
+
+    def is_usable(self, request) -> bool:
+        return self.enabled
+
+    def redirect_uri_allowed(self, uri: str) -> bool:
+        # RFC 9700 §4.1.3: exact string comparison; no port flexibility, no prefix or path matching.
+        return uri in self.redirect_uris.split()
+
+    def post_logout_redirect_uri_allowed(self, uri: str) -> bool:
+        return uri in self.post_logout_redirect_uris.split()
+
+    def get_allowed_schemes(self) -> list[str]:
+        # Registration already limits http to loopback hosts (redirect_uri_problem), so both schemes may be
+        # redirected to here.
+        return ["https", "http"]
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.allowed_scopes.split()
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+
+        def add(field: str, message: str) -> None:
+            errors.setdefault(field, []).append(message)
+
+        if not self.grant_types:
+            add("grant_types", "Choose at least one grant type.")
+        for grant in self.grant_types:
+            if grant not in SUPPORTED_GRANTS:
+                add("grant_types", f"{grant!r} is not offered; use authorization-code or client-credentials.")
+        if self.grant_types:
+            self.authorization_grant_type = self.grant_types[0]
+        redirect_uris = self.redirect_uris.split()
+        if GRANT_AUTHORIZATION_CODE in self.grant_types and not redirect_uris:
+            add("redirect_uris", "The authorization-code grant needs at least one redirect URI.")
+        for field, uris in (("redirect_uris", redirect_uris), ("post_logout_redirect_uris",
+                                                               self.post_logout_redirect_uris.split())):
+            for uri in uris:
+                problem = redirect_uri_problem(uri)
+                if problem:
+                    add(field, problem)
+        if GRANT_CLIENT_CREDENTIALS in self.grant_types and self.client_type != self.CLIENT_CONFIDENTIAL:
+            add("client_type", "Only confidential clients may use the client-credentials grant (RFC 6749 §4.4).")
+        for scope in self.scope_list:
+            if not SCOPE_TOKEN.match(scope):
+                add("allowed_scopes", f"{scope!r} is not a valid scope token (RFC 6749 §3.3).")
+        if not isinstance(self.audiences, list) or not all(isinstance(a, str) and a for a in self.audiences):
+            add("audiences", "Audiences are a list of non-empty strings.")
+        elif self.default_audience and self.default_audience not in self.audiences:
+            add("default_audience", "The default audience must be one of the allowed audiences.")
+        cap = settings.IDP_ACCESS_TOKEN_MAX_LIFETIME
+        if not 1 <= self.access_token_lifetime <= cap:
+            add("access_token_lifetime", f"Access-token lifetime must be between 1 and {cap} seconds.")
+        if self.refresh_token_idle_lifetime > self.refresh_token_lifetime:
+            add("refresh_token_idle_lifetime", "The idle lifetime cannot exceed the absolute lifetime.")
+        if self.algorithm not in (self.NO_ALGORITHM, self.RS256_ALGORITHM):
+            add("algorithm", "ID tokens are signed with the IdP's keys, never with a shared secret.")
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,17 @@
+"""The oauthlib bridge: DOT's OAuthLibCore, carrying the browser session's OIDC facts into the code grant."""
+
+from oauth2_provider.oauth2_backends import OAuthLibCore
+
+from accounts.sessions import SESSION_AUTH_TIME, SESSION_SID
+
+
+class IdpOAuthLibCore(OAuthLibCore):
+    def create_authorization_response(self, request, scopes, credentials, allow):
+        # oauthlib copies credentials onto its request, so the validator can bind the code to the moment the
+        # user authenticated (`auth_time`) and to the browser session (`sid`), for the ID token it later signs.
+        credentials = {
+            **credentials,
+            "idp_auth_time": request.session.get(SESSION_AUTH_TIME),
+            "idp_sid": request.session.get(SESSION_SID),
+        }
+        return super().create_authorization_response(request, scopes, credentials, allow)
