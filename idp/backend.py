@@ -15,3 +15,10 @@ class IdpOAuthLibCore(OAuthLibCore):
             "idp_sid": request.session.get(SESSION_SID),
         }
         return super().create_authorization_response(request, scopes, credentials, allow)
+
+    def create_token_response(self, request):
+        uri, headers, body, status = super().create_token_response(request)
+        # RFC 6749 §5.1-5.2: every token response, error or not, is JSON and must not be cached. oauthlib leaves
+        # both off errors raised outside its own validation (e.g. invalid_target while minting).
+        headers = {**headers, "Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
+        return uri, headers, body, status

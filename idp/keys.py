@@ -68,7 +68,7 @@ class LoadedKey:
 
 @dataclass(frozen=True)
 class RotationResult:
-    """What one `signing_key_rotate` run did; every value is a public key id."""
+    """What one `signing_key_rotate` run did: public key ids and the times that matter, never key material."""
 
     promoted: str | None = None  # the key that became active
     retired: str | None = None  # the previously active key, still published until `retired_until`
@@ -207,6 +207,11 @@ class _KeyCache:
                 self._key_set = key_set
             return key_set
 
+    def expire(self) -> None:
+        """Re-list the keys at the next read; parsed keys stay, since a kid (a thumbprint) names one key forever."""
+        with self._lock:
+            self._key_set = None
+
     def reset(self) -> None:
         with self._lock:
             self._key_set = None
@@ -247,15 +252,15 @@ _cache = _KeyCache()
 
 
 def reset_key_cache() -> None:
-    """Forget every cached key in this process; the next read lists and parses the keys again."""
+    """Forget every cached key in this process (tests, a changed IDP_KEY_ENCRYPTION_KEY); the next read parses again."""
     _cache.reset()
 
 
-def _reset_key_cache_now_and_on_commit() -> None:
+def _expire_key_cache_now_and_on_commit() -> None:
     # Now, so this process stops using what it just changed; and again on commit, in case an enclosing
     # transaction was still open and another thread re-read the old rows in the meantime.
-    reset_key_cache()
-    transaction.on_commit(reset_key_cache)
+    _cache.expire()
+    transaction.on_commit(_cache.expire)
 
 
 # --- Selectors. -----------------------------------------------------------------------------------------------
@@ -325,7 +330,7 @@ def signing_key_create(*, state: str, algorithm: str | None = None, now: datetim
         raise ValueError("A signing key is created as next or active; it becomes retired only by rotation.")
     with transaction.atomic():
         key = _insert(state=state, algorithm=algorithm, now=now or timezone.now())
-    _reset_key_cache_now_and_on_commit()
+    _expire_key_cache_now_and_on_commit()
     return key
 
 
@@ -374,9 +379,9 @@ def signing_key_ensure() -> bool:
     except IntegrityError:
         # Another process ran the same set-up at the same moment and committed first; its keys serve.
         logger.info("Signing keys were created concurrently by another process.")
-        reset_key_cache()
+        _cache.expire()
         return False
-    _reset_key_cache_now_and_on_commit()
+    _expire_key_cache_now_and_on_commit()
     return True
 
 
@@ -415,7 +420,7 @@ def signing_key_rotate(*, now: datetime | None = None) -> RotationResult:
         if removed:
             SigningKey.objects.filter(kid__in=removed).delete()
             logger.info("Removed retired signing keys %s.", ", ".join(removed))
-    _reset_key_cache_now_and_on_commit()
+    _expire_key_cache_now_and_on_commit()
     return RotationResult(
         promoted=promoted,
         retired=retired,

@@ -9,7 +9,6 @@ import jwt
 from django.conf import settings
 from django.db import router, transaction
 from django.utils import timezone
-from jwcrypto import jwk
 from oauth2_provider.models import AbstractApplication, get_access_token_model, get_id_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
@@ -169,4 +168,4 @@ class IdpOAuth2Validator(OAuth2Validator):
         key = signing_key_by_kid(kid) if isinstance(kid, str) else None
         if key is None or header.get("alg") != key.algorithm:
             return None
-        return jwk.JWK(**key.public_jwk)
+        return key.jwk

@@ -16,6 +16,16 @@ def _plain_static_storage(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    # The signing-key cache lives for the whole process; each test sees only its own database's keys.
+    from idp.keys import reset_key_cache
+
+    reset_key_cache()
+    yield
+    reset_key_cache()
+
+
 @pytest.fixture
 def password() -> str:
     return STRONG_PASSWORD
