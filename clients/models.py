@@ -46,6 +46,8 @@ def redirect_uri_problem(uri: str) -> str | None:
         return f"{uri!r} is not a valid URI."
     if not parts.scheme or not host:
         return f"{uri!r} is not an absolute URI."
+    if any(character.isspace() for character in uri):
+        return f"{uri!r} contains whitespace; give each redirect URI separately."
     if "*" in uri:
         return f"{uri!r} contains a wildcard; redirect URIs are matched exactly."
     if parts.fragment or uri.endswith("#"):

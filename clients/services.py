@@ -28,6 +28,18 @@ class IssuedClient:
     client_secret: str | None
 
 
+def _reject_embedded_whitespace(**fields: list[str]) -> None:
+    # These lists are stored space-separated, so one entry holding a space would smuggle in a second value.
+    errors = {
+        field: [f"{value!r} contains whitespace; give each value separately."]
+        for field, values in fields.items()
+        for value in values
+        if not value or any(character.isspace() for character in value)
+    }
+    if errors:
+        raise ValidationError(errors)
+
+
 def _new_secret() -> str:
     return secrets.token_urlsafe(SECRET_BYTES)
 
@@ -54,6 +66,10 @@ def client_create(
     Raises ValidationError (nothing is written) when any value is rejected. Without an explicit default audience,
     the first allowed audience is the default.
     """
+    redirect_uris, post_logout_redirect_uris = list(redirect_uris), list(post_logout_redirect_uris)
+    allowed_scopes, allowed_origins = list(allowed_scopes), list(allowed_origins)
+    _reject_embedded_whitespace(redirect_uris=redirect_uris, post_logout_redirect_uris=post_logout_redirect_uris,
+                                allowed_scopes=allowed_scopes, allowed_origins=allowed_origins)
     audiences = list(dict.fromkeys(audiences))
     grant_types = list(dict.fromkeys(grant_types))
     secret = _new_secret() if client_type == Client.CLIENT_CONFIDENTIAL else ""

@@ -21,4 +21,7 @@ class IdpOAuthLibCore(OAuthLibCore):
         # RFC 6749 §5.1-5.2: every token response, error or not, is JSON and must not be cached. oauthlib leaves
         # both off errors raised outside its own validation (e.g. invalid_target while minting).
         headers = {**headers, "Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
+        if status == 401:
+            # RFC 6749 §5.2: the challenge names the scheme clients authenticate with, not oauthlib's Bearer.
+            headers["WWW-Authenticate"] = 'Basic realm="idp", error="invalid_client"'
         return uri, headers, body, status

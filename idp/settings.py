@@ -270,6 +270,7 @@ OAUTH2_PROVIDER = {
     "OIDC_RP_INITIATED_LOGOUT_ACCEPT_EXPIRED_TOKENS": True,  # an expired id_token_hint still names the session
     "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": True,
     "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],  # no implicit or hybrid flows (RFC 9700 §2.1.2)
+    "OIDC_SERVER_CLASS": "idp.server.IdpServer",  # no password, implicit, hybrid or device grants
     "OAUTH2_VALIDATOR_CLASS": "idp.validator.IdpOAuth2Validator",
     "OAUTH2_BACKEND_CLASS": "idp.backend.IdpOAuthLibCore",
     "ACCESS_TOKEN_GENERATOR": "idp.tokens.signed_access_token",

@@ -4,12 +4,12 @@ from django.contrib import admin
 from django.urls import include, path
 from oauth2_provider import views as dot
 
-from idp import discovery, health, introspection, jwks
+from idp import discovery, health, introspection, jwks, token_endpoint
 
 oauth_patterns = (
     [
         path("authorize/", dot.AuthorizationView.as_view(), name="authorize"),
-        path("token/", dot.TokenView.as_view(), name="token"),
+        path("token/", token_endpoint.TokenView.as_view(), name="token"),
         path("revoke/", dot.RevokeTokenView.as_view(), name="revoke-token"),
         path("introspect/", introspection.introspect, name="introspect"),
         path("userinfo/", dot.UserInfoView.as_view(), name="user-info"),

@@ -11,6 +11,7 @@ from django.db import router, transaction
 from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, get_access_token_model, get_id_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749 import errors
 
 from idp.claims import identity_claims
 from idp.constants import ID_TOKEN_TYP
@@ -43,6 +44,15 @@ class IdpOAuth2Validator(OAuth2Validator):
             client=request.client,
             sid=getattr(request, "idp_sid", None) or "",
             auth_time=getattr(request, "idp_auth_time", None),
+        )
+
+    def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs) -> bool:
+        # RFC 6749 §5.2: a redirect_uri that differs from the authorization request's makes the grant invalid;
+        # oauthlib would answer invalid_request.
+        if super().confirm_redirect_uri(client_id, code, redirect_uri, client, request, *args, **kwargs):
+            return True
+        raise errors.InvalidGrantError(
+            description="The redirect_uri does not match the authorization request.", request=request
         )
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
