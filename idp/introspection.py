@@ -16,6 +16,7 @@ from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauthlib.common import Request as OauthlibRequest
 
 from idp.keys import signing_key_by_kid
+from idp.token_endpoint import refuse_nul_bytes
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
@@ -100,6 +101,7 @@ def _refresh_token_response(client, token: str) -> dict:
 
 @csrf_exempt
 @require_POST
+@refuse_nul_bytes
 def introspect(request: HttpRequest) -> JsonResponse:
     client = authenticate_confidential_client(request)
     if client is None:

@@ -1,5 +1,9 @@
 """The token endpoint: django-oauth-toolkit's TokenView, refusing what it would route around oauthlib."""
 
+import base64
+import binascii
+from functools import wraps
+
 from django.http import JsonResponse
 from oauth2_provider import views as dot
 
@@ -14,8 +18,38 @@ def token_error(error: str, description: str, status: int = 400) -> JsonResponse
     return response
 
 
+def _carries_nul(request) -> bool:
+    values = [*request.POST.values(), *request.GET.values()]
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            values.append(base64.b64decode(credentials).decode("utf-8", "replace"))
+        except (binascii.Error, ValueError):
+            pass
+    return any("\x00" in value for value in values)
+
+
+def refuse_nul_bytes(view):
+    """No identifier, code or secret contains a NUL byte, and PostgreSQL refuses to compare one: answer 400."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if _carries_nul(request):
+            return token_error("invalid_request", "Parameters must not contain NUL bytes.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+class RevokeTokenView(dot.RevokeTokenView):
+    def post(self, request, *args, **kwargs):
+        return refuse_nul_bytes(super().post)(request, *args, **kwargs)
+
+
 class TokenView(dot.TokenView):
     def post(self, request, *args, **kwargs):
+        if _carries_nul(request):
+            return token_error("invalid_request", "Parameters must not contain NUL bytes.")
         grant_type = request.POST.get("grant_type", "")
         # RFC 6749 §5.2: a missing parameter is invalid_request (oauthlib would guess authorization_code).
         if not grant_type:

@@ -10,7 +10,7 @@ oauth_patterns = (
     [
         path("authorize/", dot.AuthorizationView.as_view(), name="authorize"),
         path("token/", token_endpoint.TokenView.as_view(), name="token"),
-        path("revoke/", dot.RevokeTokenView.as_view(), name="revoke-token"),
+        path("revoke/", token_endpoint.RevokeTokenView.as_view(), name="revoke-token"),
         path("introspect/", introspection.introspect, name="introspect"),
         path("userinfo/", dot.UserInfoView.as_view(), name="user-info"),
         path("logout/", dot.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
