@@ -48,8 +48,9 @@ class RevokeTokenView(dot.RevokeTokenView):
 
 class TokenView(dot.TokenView):
     def post(self, request, *args, **kwargs):
-        if _carries_nul(request):
-            return token_error("invalid_request", "Parameters must not contain NUL bytes.")
+        return refuse_nul_bytes(self._post)(request, *args, **kwargs)
+
+    def _post(self, request, *args, **kwargs):
         grant_type = request.POST.get("grant_type", "")
         # RFC 6749 §5.2: a missing parameter is invalid_request (oauthlib would guess authorization_code).
         if not grant_type:

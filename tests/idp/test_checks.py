@@ -13,17 +13,10 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from idp import checks
-from idp.keys import reset_key_cache, signing_key_ensure
+from idp.keys import signing_key_ensure
 from idp.models import SigningKey
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    reset_key_cache()
-    yield
-    reset_key_cache()
 
 
 def idp_ids(messages) -> list[str]:

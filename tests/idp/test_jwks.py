@@ -5,18 +5,11 @@ from django.utils import timezone
 from jwcrypto import jws
 from jwcrypto.jwk import JWKSet
 
-from idp.keys import active_signing_key, next_key_lead_time, reset_key_cache, signing_key_ensure, signing_key_rotate
+from idp.keys import active_signing_key, next_key_lead_time, signing_key_ensure, signing_key_rotate
 from idp.models import SigningKey
 
 URL = "/.well-known/jwks.json"
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    reset_key_cache()
-    yield
-    reset_key_cache()
 
 
 def cache_control(response) -> dict:

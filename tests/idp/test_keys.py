@@ -37,13 +37,6 @@ from idp.models import SigningKey
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    reset_key_cache()
-    yield
-    reset_key_cache()
-
-
 @pytest.fixture
 def clock(monkeypatch):
     """The cache's monotonic clock, moved by hand."""
