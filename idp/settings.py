@@ -108,6 +108,8 @@ CSRF_TRUSTED_ORIGINS = [_issuer_origin]
 
 # --- Transport security. ------------------------------------------------------------------------
 IDP_TRUST_PROXY = _env_flag("IDP_TRUST_PROXY", False)
+# How many trusted proxies append to X-Forwarded-For; the client is that many entries from the right.
+IDP_TRUSTED_PROXY_COUNT = max(1, _env_int("IDP_TRUSTED_PROXY_COUNT", 1))
 if IDP_TRUST_PROXY:
     # Only behind a proxy that overwrites these headers; otherwise a client could claim https or a host.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -126,7 +128,10 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_NAME = "__Host-idp_session" if IDP_ISSUER_IS_HTTPS else "idp_session"
-SESSION_COOKIE_AGE = _env_int("IDP_SESSION_MAX_AGE", 12 * 3600)
+# Absolute session lifetime (Keycloak's "SSO Session Max" is 10 hours) and idle timeout ("SSO Session Idle", 30 min).
+SESSION_COOKIE_AGE = _env_int("IDP_SESSION_MAX_AGE", 10 * 3600)
+IDP_SESSION_IDLE_TIMEOUT = _env_int("IDP_SESSION_IDLE_TIMEOUT", 30 * 60)
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 
@@ -221,7 +226,31 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/login/"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL = "/account/"
+LOGOUT_REDIRECT_URL = "/login/"
+PASSWORD_RESET_TIMEOUT = _env_int("IDP_PASSWORD_RESET_TIMEOUT", 3600)  # Django's default is 3 days
+
+# Brute-force protection (accounts/throttling.py). Failures are counted per (username, IP) and per IP; the wait
+# after each failure past the threshold doubles from BASE up to MAX seconds, and counters reset after WINDOW.
+IDP_LOGIN_USER_IP_FAILURE_LIMIT = _env_int("IDP_LOGIN_USER_IP_FAILURE_LIMIT", 5)
+IDP_LOGIN_IP_FAILURE_LIMIT = _env_int("IDP_LOGIN_IP_FAILURE_LIMIT", 30)
+IDP_LOGIN_LOCK_BASE_SECONDS = _env_int("IDP_LOGIN_LOCK_BASE_SECONDS", 30)
+IDP_LOGIN_LOCK_MAX_SECONDS = _env_int("IDP_LOGIN_LOCK_MAX_SECONDS", 15 * 60)
+IDP_LOGIN_FAILURE_WINDOW_SECONDS = _env_int("IDP_LOGIN_FAILURE_WINDOW_SECONDS", 3600)
+
+# --- Email (password reset). The console backend unless an SMTP host is configured. ----------------------
+EMAIL_HOST = os.environ.get("IDP_EMAIL_HOST", "").strip()
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = _env_int("IDP_EMAIL_PORT", 587)
+    EMAIL_HOST_USER = os.environ.get("IDP_EMAIL_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("IDP_EMAIL_PASSWORD", "")
+    EMAIL_USE_TLS = _env_flag("IDP_EMAIL_USE_TLS", EMAIL_PORT == 587)
+    EMAIL_USE_SSL = _env_flag("IDP_EMAIL_USE_SSL", EMAIL_PORT == 465)
+    EMAIL_TIMEOUT = 10
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = os.environ.get("IDP_EMAIL_FROM", f"no-reply@{_issuer.hostname}")
 
 # --- Internationalisation and static files. -----------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -239,10 +268,41 @@ STORAGES = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"message_only": {"format": "{message}", "style": "{"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        # Audit events: one JSON object per line on standard output, for central logging.
+        "audit_stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "message_only",
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"oauth2_provider": {"level": "WARNING"}},
+    "loggers": {
+        "oauth2_provider": {"level": "WARNING"},
+        "audit.events": {"handlers": ["audit_stdout"], "level": "INFO", "propagate": False},
+    },
 }
+
+# --- Audit (audit/). ------------------------------------------------------------------------------
+# Keys the event hash chain; set it on its own to keep `audit verify` passing across a SECRET_KEY rotation.
+IDP_AUDIT_CHAIN_KEY = os.environ.get("IDP_AUDIT_CHAIN_KEY", "").strip() or SECRET_KEY
+# Detector thresholds (audit/detectors.py): an alert is raised when a count in the window reaches its threshold,
+# and at most once per window for the same account, IP or client.
+IDP_ALERT_WINDOW_SECONDS = _env_int("IDP_ALERT_WINDOW_SECONDS", 600)
+IDP_ALERT_BRUTE_FORCE_FAILURES = _env_int("IDP_ALERT_BRUTE_FORCE_FAILURES", 10)
+IDP_ALERT_SPRAYING_ACCOUNTS = _env_int("IDP_ALERT_SPRAYING_ACCOUNTS", 10)
+IDP_ALERT_STUFFING_IPS = _env_int("IDP_ALERT_STUFFING_IPS", 5)
+IDP_ALERT_VALIDATION_FAILURES = _env_int("IDP_ALERT_VALIDATION_FAILURES", 20)
+# /metrics: a bearer token from the environment, or (unset) loopback clients only.
+IDP_METRICS_TOKEN = os.environ.get("IDP_METRICS_TOKEN", "").strip()
+
+# --- First-party cookie token API (idp/cookie_api.py) for the IdP's own single-page clients. -------------
+IDP_FIRST_PARTY_CLIENT_ID = os.environ.get("IDP_FIRST_PARTY_CLIENT_ID", "idp-web")
+IDP_API_AUDIENCE = f"{IDP_ISSUER}/api"
+IDP_ACCESS_COOKIE_NAME = "__Host-idp_access" if IDP_ISSUER_IS_HTTPS else "idp_access"
+IDP_REFRESH_COOKIE_NAME = "__Secure-idp_refresh" if IDP_ISSUER_IS_HTTPS else "idp_refresh"
 
 # --- Token core: signing keys and token lifetimes. ------------------------------------------------
 IDP_SIGNING_ALGORITHM = os.environ.get("IDP_SIGNING_ALGORITHM", "RS256")
