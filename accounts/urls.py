@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts.views import LoginView
+from accounts.views.login import LoginView
 
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),

@@ -41,6 +41,7 @@ CLIENT_CREATED = "client.created"
 CLIENT_SECRET_ROTATED = "client.secret_rotated"
 CLIENT_DISABLED = "client.disabled"
 USER_SIGNED_OUT_EVERYWHERE = "user.signed_out_everywhere"
+AUDIT_PRUNED = "audit.pruned"
 
 # Detectors (audit.detectors): raised once per window, never once per failure.
 ALERT_BRUTE_FORCE = "alert.brute_force"

@@ -1,0 +1,9 @@
+"""Session activity middleware (being built: issue 4)."""
+
+
+class SessionActivityMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)

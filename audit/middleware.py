@@ -1,0 +1,9 @@
+"""Request metrics middleware (being built: issue 5)."""
+
+
+class RequestMetricsMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)

@@ -1,0 +1,9 @@
+"""Security headers middleware (being built: issue 4)."""
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
