@@ -26,12 +26,19 @@ CONSENT_REVOKED = "consent.revoked"
 # unsupported_grant_type, invalid_grant, invalid_scope, invalid_target, invalid_request.
 TOKEN_ISSUED = "token.issued"
 TOKEN_FAILED = "token.failed"
+TOKEN_FAILURE_REASONS = (
+    "invalid_client", "code_replay", "invalid_pkce", "redirect_mismatch", "unsupported_grant_type",
+    "invalid_grant", "invalid_scope", "invalid_target", "invalid_request", "unauthorized_client",
+)
 TOKEN_REFRESH_REUSED = "token.refresh_reused"
 TOKEN_REVOKED = "token.revoked"
 TOKEN_EXCHANGED = "token.exchanged"
 # A bearer token refused at userinfo, introspection or an IdP API. Reasons: bad_signature, expired,
 # wrong_issuer, wrong_audience, wrong_type, revoked, malformed.
 TOKEN_REJECTED = "token.rejected"
+TOKEN_REJECTED_REASONS = (
+    "bad_signature", "expired", "wrong_issuer", "wrong_audience", "wrong_type", "revoked", "malformed",
+)
 ACCESS_DENIED = "access.denied"
 
 # Administration (any app).
@@ -40,7 +47,11 @@ KEY_ROTATED = "key.rotated"
 CLIENT_CREATED = "client.created"
 CLIENT_SECRET_ROTATED = "client.secret_rotated"
 CLIENT_DISABLED = "client.disabled"
+CLIENT_EXCHANGE_ALLOWED = "client.exchange_allowed"
+CLIENT_EXCHANGE_REVOKED = "client.exchange_revoked"
 USER_SIGNED_OUT_EVERYWHERE = "user.signed_out_everywhere"
+USER_LOCKED = "user.locked"
+USER_UNLOCKED = "user.unlocked"
 AUDIT_PRUNED = "audit.pruned"
 
 # Detectors (audit.detectors): raised once per window, never once per failure.

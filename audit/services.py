@@ -1,4 +1,5 @@
-"""The one way to record a security event: stored in the hash chain and written as a JSON log line."""
+"""The one way to record a security event: stored in the hash chain, written as a JSON log line, counted in the
+metrics and shown to the detectors, which may raise alerts (audit/detectors.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 import re
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from audit import chain
+from audit import chain, detectors, events, metrics
 from audit.models import ChainHead, Event
 from audit.request_meta import client_ip, user_agent
 
@@ -18,35 +21,60 @@ logger = logging.getLogger("audit.events")
 failure_logger = logging.getLogger("audit")
 
 REDACTED = "[redacted]"
-_SECRET_KEY_NAMES = re.compile(r"pass|secret|token|verifier|authori[sz]ation|cookie|assertion|credential|^code$", re.I)
-_HARMLESS_KEY_NAMES = {"token_type", "token_type_hint", "token_family", "subject_token_type", "requested_token_type"}
+# Keys that hold a secret: any *token (access_token, subject_token...), passwords, secrets, codes. Names that only
+# describe tokens (token_type, token_family, refresh_tokens_revoked) do not end in "token" and are kept.
+_SECRET_KEY_NAMES = re.compile(
+    r"pass|secret|verifier|authori[sz]ation|cookie|assertion|credential|^code$|token$|token_hint$", re.I
+)
 _JWT_LIKE = re.compile(r"^[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*$")
+# A JWT inside a longer text ("Bearer eyJ..."): its header always starts with the base64url of '{"'.
+_EMBEDDED_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{7,}\.[A-Za-z0-9_-]{7,}\.[A-Za-z0-9_-]*")
 
 
 def scrub(value: Any, key: str = "") -> Any:
     """A copy of `value` with secrets masked: values under secret-looking keys and anything shaped like a JWT."""
-    if key and key not in _HARMLESS_KEY_NAMES and _SECRET_KEY_NAMES.search(key):
+    if key and _SECRET_KEY_NAMES.search(key):
         return REDACTED
     if isinstance(value, dict):
         return {str(k): scrub(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
         return [scrub(v) for v in value]
     if isinstance(value, str):
-        return REDACTED if _JWT_LIKE.match(value) else value[:1000]
+        return REDACTED if _JWT_LIKE.match(value) else _EMBEDDED_JWT.sub(REDACTED, value[:1000])
     if value is None or isinstance(value, bool | int | float):
         return value
     return str(value)[:1000]
 
 
-def _store(event: Event) -> Event:
+def _store(event: Event, *, duplicates: QuerySet[Event] | None = None) -> bool:
+    """Append the event to the chain. False, writing nothing, when `duplicates` has a row under the chain lock."""
+    connection = transaction.get_connection()
+    own_transaction = not connection.in_atomic_block
     with transaction.atomic():
-        head = ChainHead.objects.select_for_update().get(pk=1)
+        if own_transaction and connection.vendor == "postgresql" and not settings.IDP_AUDIT_DURABLE_COMMIT:
+            # The event's own transaction need not wait for the WAL flush: the chain-head lock is then held for
+            # microseconds instead of a disk sync, which is what makes auditing every token cheap. Only a crash
+            # of PostgreSQL itself (not of the IdP) can lose the last few hundred milliseconds of events, and the
+            # head moves in the same transaction, so `audit verify` still passes; the JSON log line has them.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # The lock serialises every writer (BEGIN IMMEDIATE on SQLite), so two processes that both see a threshold
+        # crossed cannot both raise the alert: the second finds the first's here. The migration creates the head;
+        # a database flushed since (as tests that flush do) gets a fresh one. With events left and no head, the
+        # new head's first seq collides with theirs and nothing is written.
+        head, _ = ChainHead.objects.select_for_update().get_or_create(
+            pk=1, defaults={"last_hash": chain.GENESIS_HASH, "anchor_hash": chain.GENESIS_HASH}
+        )
+        if duplicates is not None and duplicates.exists():
+            return False
+        # Stamped under the lock, so that time never runs backwards along the chain (pruning by age relies on it).
+        event.created_at = timezone.now()
         event.seq = head.last_seq + 1
         event.prev_hash = head.last_hash
         event.hash = chain.event_hash(event)
         event.save(force_insert=True)
         ChainHead.objects.filter(pk=1).update(last_seq=event.seq, last_hash=event.hash)
-    return event
+    return True
 
 
 def _log_line(event: Event, stored: bool) -> str:
@@ -70,6 +98,59 @@ def _log_line(event: Event, stored: bool) -> str:
     )
 
 
+def _ship(event: Event, stored: bool) -> None:
+    """Write the JSON line and count the event; neither may fail the caller."""
+    try:
+        logger.info(_log_line(event, stored))
+    except Exception:  # noqa: BLE001 - handlers report their own errors; this catches a broken filter or formatter
+        failure_logger.exception("audit event %s could not be written to the log", event.type)
+    try:
+        metrics.event_observe(
+            type=event.type, outcome=event.outcome, reason=event.reason, detail=event.detail, stored=stored
+        )
+    except Exception:  # noqa: BLE001
+        failure_logger.exception("audit event %s could not be counted", event.type)
+
+
+def _commit(event: Event, *, duplicates: QuerySet[Event] | None = None) -> Event | None:
+    """Store, log and count the event, then show it to the detectors. Never raises."""
+    try:
+        if not _store(event, duplicates=duplicates):
+            return None  # the same alert was raised earlier in its window
+        stored = True
+    except Exception:  # noqa: BLE001 - a broken audit store must never turn the request into a 500
+        failure_logger.exception("audit event %s could not be stored; it is only in the log", event.type)
+        stored = False
+        event.seq, event.prev_hash, event.hash = None, "", ""  # the chain position was rolled back with the row
+    _ship(event, stored)
+    # Only stored events: the detectors count rows, and a database that refused this one would refuse them too.
+    if stored and detectors.watches(event.type):
+        for alert in detectors.alerts_for(event):
+            _alert_record(alert)
+    return event if stored else None
+
+
+def _alert_record(alert: detectors.Alert) -> Event | None:
+    """Store one alert unless the same type and key was raised in its window. Never raises."""
+    try:
+        event = Event(
+            created_at=timezone.now(),
+            type=alert.type,
+            outcome=events.ALERT,
+            user_id=alert.user_id,
+            username=alert.username[:150],
+            client_id=alert.client_id[:100],
+            ip=alert.ip,
+            reason=alert.reason[:64],
+            detail=scrub({**alert.detail, "alert_key": alert.key}),
+        )
+        duplicates = detectors.alert_duplicates(type=alert.type, key=alert.key, since=alert.window_start)
+    except Exception:  # noqa: BLE001
+        failure_logger.exception("audit alert %s could not be built", alert.type)
+        return None
+    return _commit(event, duplicates=duplicates)
+
+
 def event_record(
     *,
     type: str,
@@ -86,29 +167,26 @@ def event_record(
     `user` defaults to the request's signed-in user. Call it outside the request's own transaction where one
     might roll back, so that the event of a failing request is kept. If the database refuses the event, the JSON
     line is still written (with `"stored": false`) and the failure is logged; the caller's request goes on.
+    A stored failure event of a watched type is shown to the detectors, which may record `alert.*` events.
     """
-    if user is None and request is not None:
-        request_user = getattr(request, "user", None)
-        if request_user is not None and request_user.is_authenticated:
-            user = request_user
-    event = Event(
-        created_at=timezone.now(),
-        type=type,
-        outcome=outcome,
-        user=user if user is not None and user.pk is not None else None,
-        username=(username or (user.get_username() if user is not None else ""))[:150],
-        client_id=(client_id or "")[:100],
-        ip=client_ip(request),
-        user_agent=user_agent(request),
-        reason=(reason or "")[:64],
-        detail=scrub(detail or {}),
-    )
-    stored = False
     try:
-        _store(event)
-        stored = True
-    except Exception:  # noqa: BLE001 - a broken audit store must never turn the request into a 500
-        failure_logger.exception("audit event %s could not be stored; it is only in the log", type)
-    # `scrub` leaves only JSON types, and logging handlers report their own errors instead of raising.
-    logger.info(_log_line(event, stored))
-    return event if stored else None
+        if user is None and request is not None:
+            request_user = getattr(request, "user", None)
+            if request_user is not None and request_user.is_authenticated:
+                user = request_user
+        event = Event(
+            created_at=timezone.now(),
+            type=type,
+            outcome=outcome,
+            user=user if user is not None and user.pk is not None else None,
+            username=(username or (user.get_username() if user is not None else ""))[:150],
+            client_id=(client_id or "")[:100],
+            ip=client_ip(request),
+            user_agent=user_agent(request),
+            reason=(reason or "")[:64],
+            detail=scrub(detail or {}),
+        )
+    except Exception:  # noqa: BLE001 - a malformed call must not fail the request it describes
+        failure_logger.exception("audit event %s could not be built", type)
+        return None
+    return _commit(event)

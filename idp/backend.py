@@ -1,8 +1,13 @@
-"""The oauthlib bridge: DOT's OAuthLibCore, carrying the browser session's OIDC facts into the code grant."""
+"""The oauthlib bridge: DOT's OAuthLibCore, carrying the browser session's OIDC facts into the code grant and
+recording one audit event per token, revocation and userinfo response (idp/token_audit.py)."""
+
+import json
 
 from oauth2_provider.oauth2_backends import OAuthLibCore
 
 from accounts.sessions import SESSION_AUTH_TIME, SESSION_SID
+from audit import events
+from idp import token_audit
 
 
 class IdpOAuthLibCore(OAuthLibCore):
@@ -17,11 +22,36 @@ class IdpOAuthLibCore(OAuthLibCore):
         return super().create_authorization_response(request, scopes, credentials, allow)
 
     def create_token_response(self, request):
-        uri, headers, body, status = super().create_token_response(request)
+        with token_audit.exchange() as exchange:
+            uri, headers, body, status = super().create_token_response(request)
+        token_audit.token_response_record(request=request, exchange=exchange, body=body, status=status)
         # RFC 6749 §5.1-5.2: every token response, error or not, is JSON and must not be cached. oauthlib leaves
         # both off errors raised outside its own validation (e.g. invalid_target while minting).
         headers = {**headers, "Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
         if status == 401:
             # RFC 6749 §5.2: the challenge names the scheme clients authenticate with, not oauthlib's Bearer.
             headers["WWW-Authenticate"] = 'Basic realm="idp", error="invalid_client"'
+        return uri, headers, body, status
+
+    def create_revocation_response(self, request):
+        with token_audit.exchange() as exchange:
+            uri, headers, body, status = super().create_revocation_response(request)
+        token_audit.revocation_response_record(request=request, exchange=exchange, body=body, status=status)
+        return uri, headers, body, status
+
+    def create_userinfo_response(self, request):
+        with token_audit.exchange() as exchange:
+            uri, headers, body, status = super().create_userinfo_response(request)
+        refusal = exchange.refusal
+        if status != 401 or refusal is None:
+            return uri, headers, body, status
+        if refusal.type == events.ACCESS_DENIED:
+            # RFC 6750 §3.1: a valid token without the scope the resource needs gets 403 insufficient_scope, not
+            # oauthlib's 401 invalid_token; the access-denied middleware records the 403.
+            body = json.dumps({"error": "insufficient_scope",
+                               "error_description": "The access token does not carry the openid scope."})
+            headers = {"Content-Type": "application/json", "Cache-Control": "no-store",
+                       "WWW-Authenticate": 'Bearer error="insufficient_scope", scope="openid"'}
+            return uri, headers, body, 403
+        token_audit.bearer_rejection_record(request=request, refusal=refusal, endpoint=token_audit.ENDPOINT_USERINFO)
         return uri, headers, body, status

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-import jwt
-from django.conf import settings
+from django.db.models import F
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -15,7 +14,9 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauthlib.common import Request as OauthlibRequest
 
-from idp.keys import signing_key_by_kid
+from audit import events
+from clients.models import Client
+from idp import bearer, token_audit
 from idp.token_endpoint import refuse_nul_bytes
 
 AccessToken = get_access_token_model()
@@ -31,47 +32,43 @@ def _json(payload: dict, status: int = 200, **headers) -> JsonResponse:
     return response
 
 
-def authenticate_confidential_client(request: HttpRequest):
-    """The confidential client that authenticated this request (HTTP Basic or body), or None."""
+def authenticate_confidential_client(request: HttpRequest) -> tuple[Client | None, token_audit.Refusal | None]:
+    """The confidential client that authenticated this request (HTTP Basic or body), or None and why not."""
     core = get_oauthlib_core()
     uri, method, body, headers = core._extract_params(request)
     oauthlib_request = OauthlibRequest(uri, method, body, headers)
     try:
         authenticated = core.server.request_validator.authenticate_client(oauthlib_request)
     except (ValueError, UnicodeError):
-        return None
-    return oauthlib_request.client if authenticated else None
+        return None, None
+    if not authenticated:
+        return None, token_audit.refusal_of(oauthlib_request)
+    return oauthlib_request.client, None
 
 
-def _verified_claims(token: str) -> dict | None:
-    try:
-        kid = jwt.get_unverified_header(token).get("kid")
-        key = signing_key_by_kid(kid) if isinstance(kid, str) else None
-        if key is None:
-            return None
-        return jwt.decode(
-            token, key.public_key, algorithms=[key.algorithm], issuer=settings.IDP_ISSUER,
-            options={"verify_aud": False, "require": ["exp", "iat", "sub", "jti"]},
-            leeway=settings.IDP_CLOCK_LEEWAY,
-        )
-    except jwt.InvalidTokenError:
-        return None
-
-
-def _access_token_response(client, token: str) -> dict:
+def _access_token_answer(client: Client, token: str) -> tuple[dict, bearer.Rejection | None]:
+    """The answer about an access token, and why it is inactive; (INACTIVE, None) when no row has this token."""
     row = (
         AccessToken.objects.select_related("application", "user")
         .filter(token_checksum=hashlib.sha256(token.encode()).hexdigest())
         .first()
     )
-    if row is None or row.is_expired() or (row.application is not None and not row.application.enabled):
-        return INACTIVE
-    claims = _verified_claims(token)
-    if claims is None:
-        return INACTIVE
-    audiences = claims["aud"] if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+    if row is None:
+        return INACTIVE, None
+    owner = row.application.client_id if row.application is not None else ""
+    if row.is_expired():
+        return INACTIVE, bearer.Rejection(reason=bearer.EXPIRED, client_id=owner)
+    if row.application is not None and not row.application.enabled:
+        return INACTIVE, bearer.Rejection(reason=bearer.REVOKED, client_id=owner, detail={"cause": "client_disabled"})
+    try:
+        claims = bearer.access_token_claims(token)
+    except bearer.TokenInvalid as invalid:
+        return INACTIVE, bearer.Rejection(reason=invalid.reason, client_id=owner)
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     if row.application_id != client.pk and client.client_id not in audiences:
-        return INACTIVE  # RFC 7662 §4: do not tell a client about tokens that are none of its business
+        # RFC 7662 §4: do not tell a client about tokens that are none of its business.
+        return INACTIVE, bearer.Rejection(reason=bearer.WRONG_AUDIENCE, client_id=owner,
+                                          detail={"jti": str(claims["jti"])[:64]})
     response = {
         "active": True,
         "token_type": "Bearer",
@@ -80,43 +77,70 @@ def _access_token_response(client, token: str) -> dict:
     }
     if row.user is not None:
         response["username"] = row.user.get_username()
-    return response
+    return response, None
 
 
-def _refresh_token_response(client, token: str) -> dict:
+def _refresh_token_answer(client: Client, token: str) -> tuple[dict, bearer.Rejection | None]:
+    """The answer about a refresh token, and why it is inactive; (INACTIVE, None) when no row has this token."""
     row = (
         RefreshToken.objects.select_related("application", "user")
-        .filter(token_checksum=hashlib.sha256(token.encode()).hexdigest(), revoked__isnull=True)
+        .filter(token_checksum=hashlib.sha256(token.encode()).hexdigest())
+        .order_by(F("revoked").desc(nulls_first=True))
         .first()
     )
-    if row is None or row.application_id != client.pk or not client.enabled:
-        return INACTIVE
+    if row is None:
+        return INACTIVE, None
+    owner = row.application.client_id if row.application is not None else ""
+    if row.application_id != client.pk:
+        return INACTIVE, bearer.Rejection(reason=bearer.WRONG_AUDIENCE, client_id=owner)
+    if row.revoked is not None or not client.enabled:
+        return INACTIVE, bearer.Rejection(reason=bearer.REVOKED, client_id=owner)
     if row.created + timedelta(seconds=client.refresh_token_idle_lifetime) <= timezone.now():
-        return INACTIVE
+        return INACTIVE, bearer.Rejection(reason=bearer.EXPIRED, client_id=owner)
     response = {"active": True, "token_type": "refresh_token", "client_id": client.client_id}
     if row.user is not None:
         response.update(sub=str(row.user.subject), username=row.user.get_username())
-    return response
+    return response, None
+
+
+def _answer(client: Client, token: str, hint: str | None) -> tuple[dict, bearer.Rejection | None]:
+    lookups = [_access_token_answer, _refresh_token_answer]
+    if hint == "refresh_token":
+        lookups.reverse()
+    for lookup in lookups:
+        answer, rejection = lookup(client, token)
+        if answer["active"] or rejection is not None:
+            return answer, rejection
+    # No stored token of either kind: verify it (once) to say what is wrong with it.
+    return INACTIVE, bearer.unknown_token_rejection(token)
 
 
 @csrf_exempt
 @require_POST
 @refuse_nul_bytes
 def introspect(request: HttpRequest) -> JsonResponse:
-    client = authenticate_confidential_client(request)
+    client, refusal = authenticate_confidential_client(request)
     if client is None:
         # RFC 7662 §2.1 and RFC 6749 §5.2: the caller must authenticate as a confidential client.
+        token_audit.token_failure_record(
+            request=request, error="invalid_client", client_id=refusal.client_id if refusal else "",
+            endpoint=token_audit.ENDPOINT_INTROSPECTION, detail=refusal.detail if refusal else None,
+        )
         return _json({"error": "invalid_client", "error_description": "Client authentication failed."}, 401,
                      WWW_Authenticate='Basic realm="idp"')
     token = request.POST.get("token", "")
     if not token:
+        token_audit.token_failure_record(request=request, error="invalid_request", client_id=client.client_id,
+                                         endpoint=token_audit.ENDPOINT_INTROSPECTION)
         return _json({"error": "invalid_request", "error_description": "The token parameter is missing."}, 400)
-    hint = request.POST.get("token_type_hint")
-    lookups = [_access_token_response, _refresh_token_response]
-    if hint == "refresh_token":
-        lookups.reverse()
-    for lookup in lookups:
-        answer = lookup(client, token)
-        if answer["active"]:
-            return _json(answer)
-    return _json(INACTIVE)
+    answer, rejection = _answer(client, token, request.POST.get("token_type_hint"))
+    if rejection is not None:
+        # The event names the client that asked; the detail names the client the token was issued to.
+        token_audit.bearer_rejection_record(
+            request=request, endpoint=token_audit.ENDPOINT_INTROSPECTION,
+            refusal=token_audit.Refusal(type=events.TOKEN_REJECTED, reason=rejection.reason,
+                                        client_id=client.client_id,
+                                        detail={**({"issued_to": rejection.client_id} if rejection.client_id else {}),
+                                                **rejection.detail}),
+        )
+    return _json(answer)

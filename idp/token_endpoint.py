@@ -7,7 +7,12 @@ from functools import wraps
 from django.http import JsonResponse
 from oauth2_provider import views as dot
 
+from idp import token_audit
 from idp.constants import SUPPORTED_GRANT_TYPES
+
+# The endpoint named in a refusal's audit event, by the URL name the view is mounted under (idp/urls.py).
+_ENDPOINTS = {"token": token_audit.ENDPOINT_TOKEN, "revoke-token": token_audit.ENDPOINT_REVOCATION,
+              "introspect": token_audit.ENDPOINT_INTROSPECTION}
 
 
 def token_error(error: str, description: str, status: int = 400) -> JsonResponse:
@@ -35,10 +40,22 @@ def refuse_nul_bytes(view):
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if _carries_nul(request):
+            match = request.resolver_match
+            token_audit.token_failure_record(
+                request=request, error="invalid_request",
+                endpoint=_ENDPOINTS.get(match.url_name if match else "", token_audit.ENDPOINT_TOKEN),
+                detail={"cause": "nul_byte"},
+            )
             return token_error("invalid_request", "Parameters must not contain NUL bytes.")
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def _refused(request, error: str, description: str) -> JsonResponse:
+    token_audit.token_failure_record(request=request, error=error,
+                                     detail={"grant_type": token_audit.clean(request.POST.get("grant_type"))})
+    return token_error(error, description)
 
 
 class RevokeTokenView(dot.RevokeTokenView):
@@ -54,8 +71,8 @@ class TokenView(dot.TokenView):
         grant_type = request.POST.get("grant_type", "")
         # RFC 6749 §5.2: a missing parameter is invalid_request (oauthlib would guess authorization_code).
         if not grant_type:
-            return token_error("invalid_request", "The grant_type parameter is missing.")
+            return _refused(request, "invalid_request", "The grant_type parameter is missing.")
         # DOT hands device_code requests to its own handler before oauthlib sees them; this IdP has no device flow.
         if grant_type not in SUPPORTED_GRANT_TYPES:
-            return token_error("unsupported_grant_type", f"The grant type {grant_type!r} is not supported.")
+            return _refused(request, "unsupported_grant_type", f"The grant type {grant_type!r} is not supported.")
         return super().post(request, *args, **kwargs)

@@ -8,10 +8,38 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from audit import events
+from audit.models import Event
 from clients.services import client_create
 from idp.keys import reset_key_cache, signing_key_ensure
 
 REDIRECT_URI = "https://rp.example.com/callback"
+# The events one OAuth request may write; each request writes exactly one of them (alerts come on top).
+REQUEST_EVENTS = (events.TOKEN_ISSUED, events.TOKEN_FAILED, events.TOKEN_REFRESH_REUSED, events.TOKEN_REJECTED,
+                  events.TOKEN_REVOKED, events.ACCESS_DENIED)
+
+
+def audit_mark() -> int:
+    """The sequence number of the newest audit event: what a request writes after this is its own."""
+    newest = Event.objects.order_by("-seq").first()
+    return newest.seq if newest else 0
+
+
+def recorded(since: int, **expected) -> Event:
+    """The one request event written after `since`, checked against `expected` (type, reason, client_id...)."""
+    written = list(Event.objects.filter(seq__gt=since, type__in=REQUEST_EVENTS).order_by("seq"))
+    assert len(written) == 1, [(event.type, event.reason) for event in written]
+    event = written[0]
+    for name, value in expected.items():
+        assert getattr(event, name) == value, (name, getattr(event, name), value)
+    return event
+
+
+def recorded_in_turn(since: int, *expected: tuple[str, str]) -> list[Event]:
+    """The request events written after `since`, one (type, reason) per request, in order."""
+    written = list(Event.objects.filter(seq__gt=since, type__in=REQUEST_EVENTS).order_by("seq"))
+    assert [(event.type, event.reason) for event in written] == list(expected)
+    return written
 
 
 @pytest.fixture
@@ -87,4 +115,4 @@ def authorize(browser, discovery, issued, *, scope="openid profile email roles",
     return response, oauth, state
 
 
-__all__ = ["authorize", "create_s256_code_challenge", "REDIRECT_URI"]
+__all__ = ["audit_mark", "authorize", "create_s256_code_challenge", "recorded", "recorded_in_turn", "REDIRECT_URI"]

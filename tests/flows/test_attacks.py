@@ -16,8 +16,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
+from audit import events
+from audit.models import Event
 from idp.keys import active_signing_key
-from tests.flows.conftest import REDIRECT_URI, authorize, create_s256_code_challenge
+from tests.flows.conftest import (
+    REDIRECT_URI,
+    audit_mark,
+    authorize,
+    create_s256_code_challenge,
+    recorded,
+    recorded_in_turn,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,11 +94,18 @@ def _assert_token_error(response, status, error):
     assert isinstance(body.get("error_description", ""), str)
 
 
-def _assert_refused_everywhere(discovery, rp, token):
+def _assert_refused_everywhere(discovery, rp, token, reason):
+    """Userinfo answers 401 and introspection `inactive`, and each records token.rejected with `reason`."""
+    mark = audit_mark()
     assert _userinfo(discovery, token).status_code == 401
     introspection = _introspect(discovery, rp, token)
     assert introspection.status_code == 200
     assert introspection.json() == {"active": False}
+    at_userinfo, at_introspection = recorded_in_turn(mark, (events.TOKEN_REJECTED, reason),
+                                                     (events.TOKEN_REJECTED, reason))
+    assert at_userinfo.detail["endpoint"] == "userinfo"
+    assert (at_introspection.detail["endpoint"], at_introspection.client_id) == ("introspection", rp.client.client_id)
+    assert token not in json.dumps([at_userinfo.detail, at_introspection.detail])
 
 
 def _b64(data: bytes) -> str:
@@ -134,11 +150,13 @@ def test_unregistered_redirect_uri_gets_an_error_page_instead_of_a_redirect(brow
 
 def test_code_redeemed_with_another_redirect_uri_than_it_was_issued_for_is_refused(browser, discovery, rp):
     code = _code(browser, discovery, rp)
+    mark = audit_mark()
     response = _redeem(discovery, rp, code, redirect_uri="https://rp.example.com/callback/extra")
     assert AccessToken.objects.count() == 0
     assert RefreshToken.objects.count() == 0
     # RFC 6749 §5.2: a redirect URI that does not match the authorization request's is invalid_grant.
     _assert_token_error(response, 400, "invalid_grant")
+    recorded(mark, type=events.TOKEN_FAILED, reason="redirect_mismatch", client_id=rp.client.client_id)
 
 
 # --- 2. PKCE downgrade. -----------------------------------------------------------------------------------------
@@ -168,10 +186,13 @@ def test_authorization_request_without_s256_pkce_is_refused(browser, discovery, 
 
 def test_code_redeemed_with_a_wrong_code_verifier_is_refused(browser, discovery, rp):
     code = _code(browser, discovery, rp)
+    mark = audit_mark()
     response = _redeem(discovery, rp, code, code_verifier="w" * 64)
     _assert_token_error(response, 400, "invalid_grant")
     assert AccessToken.objects.count() == 0
     assert RefreshToken.objects.count() == 0
+    event = recorded(mark, type=events.TOKEN_FAILED, reason="invalid_pkce", client_id=rp.client.client_id)
+    assert "w" * 64 not in json.dumps(event.detail)
 
 
 # --- 3 and 4. Stolen and replayed codes. ------------------------------------------------------------------------
@@ -183,23 +204,33 @@ def test_replayed_code_is_refused_and_revokes_the_tokens_issued_from_it(browser,
     assert first.status_code == 200, first.text
     tokens = first.json()
     assert _userinfo(discovery, tokens["access_token"]).status_code == 200
+    family = RefreshToken.objects.get().token_family
+    mark = audit_mark()
 
     _assert_token_error(_redeem(discovery, rp, code), 400, "invalid_grant")
 
-    assert _userinfo(discovery, tokens["access_token"]).status_code == 401
-    assert _introspect(discovery, rp, tokens["access_token"]).json() == {"active": False}
+    replay = recorded(mark, type=events.TOKEN_FAILED, reason="code_replay", client_id=rp.client.client_id)
+    assert replay.detail["token_family"] == str(family)
+    _assert_refused_everywhere(discovery, rp, tokens["access_token"], "revoked")
+    mark = audit_mark()
     _assert_token_error(_refresh(discovery, rp, tokens["refresh_token"]), 400, "invalid_grant")
+    # The family was revoked with the replayed code, so its refresh token is now a revoked one presented again.
+    recorded(mark, type=events.TOKEN_REFRESH_REUSED, reason="refresh_reused", client_id=rp.client.client_id)
     assert AccessToken.objects.count() == 0
 
 
 def test_code_stolen_by_another_client_cannot_be_redeemed_with_its_credentials(browser, discovery, rp, make_client):
     other = make_client(name="Other")
     code = _code(browser, discovery, rp)
+    mark = audit_mark()
     _assert_token_error(_redeem(discovery, other, code), 400, "invalid_grant")
     assert AccessToken.objects.count() == 0
     assert RefreshToken.objects.count() == 0
+    recorded(mark, type=events.TOKEN_FAILED, reason="invalid_grant", client_id=other.client.client_id)
     # The attempt spent nothing: the client the code was issued to still redeems it.
+    mark = audit_mark()
     assert _redeem(discovery, rp, code).status_code == 200
+    recorded(mark, type=events.TOKEN_ISSUED, client_id=rp.client.client_id)
 
 
 # --- 5. Refresh-token reuse. ------------------------------------------------------------------------------------
@@ -211,11 +242,19 @@ def test_refresh_token_reuse_revokes_the_whole_family(discovery, rp, alice_token
     newest = rotated.json()
     assert newest["refresh_token"] != alice_tokens["refresh_token"]
     assert _userinfo(discovery, newest["access_token"]).status_code == 200
+    family = RefreshToken.objects.get(revoked__isnull=True).token_family
+    mark = audit_mark()
 
     _assert_token_error(_refresh(discovery, rp, alice_tokens["refresh_token"]), 400, "invalid_grant")
 
+    reuse = recorded(mark, type=events.TOKEN_REFRESH_REUSED, reason="refresh_reused", client_id=rp.client.client_id,
+                     username="alice")
+    assert reuse.detail["token_family"] == str(family)
+    assert Event.objects.filter(type=events.ALERT_REFRESH_TOKEN_REUSE, detail__token_family=str(family)).exists()
+    mark = audit_mark()
     _assert_token_error(_refresh(discovery, rp, newest["refresh_token"]), 400, "invalid_grant")
-    _assert_refused_everywhere(discovery, rp, newest["access_token"])
+    recorded(mark, type=events.TOKEN_REFRESH_REUSED, reason="refresh_reused")
+    _assert_refused_everywhere(discovery, rp, newest["access_token"], "revoked")
     assert AccessToken.objects.count() == 0
 
 
@@ -257,34 +296,36 @@ def _real_key(**changes):
     return mint
 
 
+# Each forgery, and the reason its refusal is recorded with.
 FORGERIES = {
-    "alg-none": _alg_none,
-    "hs256-keyed-with-public-pem": _hs256_with_public_key_as_secret,
-    "unknown-kid": _unknown_kid,
-    "jku-to-attacker-jwks": _with_header(jku="https://evil.example.com/jwks.json"),
-    "x5u-to-attacker-cert": _with_header(x5u="https://evil.example.com/cert.pem"),
-    "embedded-attacker-jwk": _with_header(jwk="attacker"),
-    "real-key-wrong-audience": _real_key(aud="https://evil.example.com"),
-    "real-key-wrong-issuer": _real_key(iss="https://evil.example.com"),
+    "alg-none": (_alg_none, "bad_signature"),
+    "hs256-keyed-with-public-pem": (_hs256_with_public_key_as_secret, "bad_signature"),
+    "unknown-kid": (_unknown_kid, "bad_signature"),
+    "jku-to-attacker-jwks": (_with_header(jku="https://evil.example.com/jwks.json"), "bad_signature"),
+    "x5u-to-attacker-cert": (_with_header(x5u="https://evil.example.com/cert.pem"), "bad_signature"),
+    "embedded-attacker-jwk": (_with_header(jwk="attacker"), "bad_signature"),
+    "real-key-wrong-audience": (_real_key(aud="https://evil.example.com"), "wrong_audience"),
+    "real-key-wrong-issuer": (_real_key(iss="https://evil.example.com"), "wrong_issuer"),
 }
 
 
-@pytest.mark.parametrize("forge", FORGERIES.values(), ids=FORGERIES.keys())
+@pytest.mark.parametrize("forgery", FORGERIES.values(), ids=FORGERIES.keys())
 def test_forged_access_token_is_refused_at_userinfo_and_inactive_at_introspection(discovery, rp, alice_tokens,
-                                                                                  attacker_key, forge):
+                                                                                  attacker_key, forgery):
+    forge, reason = forgery
     genuine = jwt.decode(alice_tokens["access_token"], options={"verify_signature": False})
     forged = forge({**genuine, "jti": str(uuid.uuid4()), "aud": [genuine["aud"], rp.client.client_id]},
                    attacker_key)
     before = _row_counts()
 
-    _assert_refused_everywhere(discovery, rp, forged)
+    _assert_refused_everywhere(discovery, rp, forged, reason)
 
     assert _row_counts() == before
     assert _userinfo(discovery, alice_tokens["access_token"]).status_code == 200
 
 
 def test_id_token_presented_as_access_token_is_refused(discovery, rp, alice_tokens):
-    _assert_refused_everywhere(discovery, rp, alice_tokens["id_token"])
+    _assert_refused_everywhere(discovery, rp, alice_tokens["id_token"], "wrong_type")
     assert _userinfo(discovery, alice_tokens["access_token"]).status_code == 200
 
 
@@ -294,54 +335,64 @@ def test_expired_access_token_is_refused_at_userinfo_and_inactive_at_introspecti
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 1
     time.sleep(2)
-    assert _userinfo(discovery, tokens["access_token"]).status_code == 401
-    introspection = _introspect(discovery, short_lived, tokens["access_token"])
-    assert introspection.json() == {"active": False}
+    _assert_refused_everywhere(discovery, short_lived, tokens["access_token"], "expired")
 
 
 # --- 7 and 8. Introspection: who may ask, and about what. -----------------------------------------------------------
 
 
-def _assert_client_authentication_refused(response):
+def _assert_client_authentication_refused(response, since, client_id):
     assert response.status_code == 401, response.text
     assert response.json()["error"] == "invalid_client"
     assert "WWW-Authenticate" in response.headers
     assert response.headers.get("Cache-Control") == "no-store"
     assert "active" not in response.json()
+    event = recorded(since, type=events.TOKEN_FAILED, reason="invalid_client", client_id=client_id)
+    assert event.detail["endpoint"] == "introspection"
 
 
 def test_public_client_cannot_introspect_with_the_device_code_shortcut(discovery, make_client, alice_tokens):
     spa = make_client(name="SPA", client_type="public")
+    mark = audit_mark()
     response = requests.post(discovery["introspection_endpoint"], timeout=10, data={
         "token": alice_tokens["access_token"], "client_id": spa.client.client_id, "grant_type": DEVICE_CODE_GRANT,
     })
-    _assert_client_authentication_refused(response)
+    _assert_client_authentication_refused(response, mark, spa.client.client_id)
 
 
 def test_introspection_without_client_authentication_is_refused(discovery, alice_tokens):
+    mark = audit_mark()
     response = requests.post(discovery["introspection_endpoint"], data={"token": alice_tokens["access_token"]},
                              timeout=10)
-    _assert_client_authentication_refused(response)
+    _assert_client_authentication_refused(response, mark, "")
 
 
 def test_introspection_with_a_wrong_client_secret_is_refused(discovery, rp, alice_tokens):
+    mark = audit_mark()
     response = requests.post(discovery["introspection_endpoint"], auth=(rp.client.client_id, "not-the-secret"),
                              data={"token": alice_tokens["access_token"]}, timeout=10)
-    _assert_client_authentication_refused(response)
+    _assert_client_authentication_refused(response, mark, rp.client.client_id)
+    assert "not-the-secret" not in json.dumps(list(Event.objects.values_list("detail", flat=True)))
 
 
 def test_client_cannot_introspect_a_token_not_meant_for_it(discovery, rp, service, alice_tokens):
     assert service.client.client_id not in json.dumps(
         jwt.decode(alice_tokens["access_token"], options={"verify_signature": False})["aud"])
+    mark = audit_mark()
     response = _introspect(discovery, service, alice_tokens["access_token"])
     assert response.status_code == 200
     assert response.json() == {"active": False}
     response = _introspect(discovery, service, alice_tokens["refresh_token"], token_type_hint="refresh_token")
     assert response.json() == {"active": False}
+    for event in recorded_in_turn(mark, (events.TOKEN_REJECTED, "wrong_audience"),
+                                  (events.TOKEN_REJECTED, "wrong_audience")):
+        assert (event.client_id, event.detail["issued_to"]) == (service.client.client_id, rp.client.client_id)
 
 
 def test_client_introspecting_its_own_token_learns_its_claims(discovery, rp, alice_tokens):
+    mark = audit_mark()
     response = _introspect(discovery, rp, alice_tokens["access_token"])
+    assert audit_mark() == mark  # a live token is no refusal: nothing to record
     assert response.status_code == 200
     answer = response.json()
     assert answer["active"] is True
@@ -356,19 +407,26 @@ def test_client_introspecting_its_own_token_learns_its_claims(discovery, rp, ali
 
 
 def test_token_responses_are_never_cached(discovery, service):
+    mark = audit_mark()
     response = requests.post(discovery["token_endpoint"], auth=(service.client.client_id, service.client_secret),
                              data={"grant_type": "client_credentials", "scope": "orders:read"}, timeout=10)
     assert response.status_code == 200, response.text
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Pragma"] == "no-cache"
+    issued = recorded(mark, type=events.TOKEN_ISSUED, client_id=service.client.client_id)
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert issued.detail["jti"] == claims["jti"]
 
 
 def test_wrong_client_secret_is_refused_as_invalid_client(discovery, service):
+    mark = audit_mark()
     response = requests.post(discovery["token_endpoint"], auth=(service.client.client_id, "not-the-secret"),
                              data={"grant_type": "client_credentials"}, timeout=10)
     _assert_token_error(response, 401, "invalid_client")
     assert "WWW-Authenticate" in response.headers
     assert AccessToken.objects.count() == 0
+    event = recorded(mark, type=events.TOKEN_FAILED, reason="invalid_client", client_id=service.client.client_id)
+    assert "not-the-secret" not in json.dumps(event.detail)
 
 
 def test_wrong_client_secret_challenge_names_the_basic_scheme_the_client_used(discovery, service):
@@ -380,10 +438,13 @@ def test_wrong_client_secret_challenge_names_the_basic_scheme_the_client_used(di
 
 @pytest.mark.parametrize("grant_type", ["implicit", DEVICE_CODE_GRANT], ids=["implicit", "device-code"])
 def test_grant_types_the_idp_does_not_offer_are_refused_as_unsupported(discovery, rp, grant_type):
+    mark = audit_mark()
     response = requests.post(discovery["token_endpoint"], auth=(rp.client.client_id, rp.client_secret),
                              data={"grant_type": grant_type, "device_code": "guessed"}, timeout=10)
     assert AccessToken.objects.count() == 0
     _assert_token_error(response, 400, "unsupported_grant_type")
+    event = recorded(mark, type=events.TOKEN_FAILED, reason="unsupported_grant_type", client_id=rp.client.client_id)
+    assert event.detail["grant_type"] == grant_type
 
 
 def test_password_grant_is_refused_without_revealing_whether_the_password_is_right(discovery, make_client,
@@ -396,19 +457,26 @@ def test_password_grant_is_refused_without_revealing_whether_the_password_is_rig
             "grant_type": "password", "username": "alice", "password": guess, "client_id": spa.client.client_id,
         })
 
+    mark = audit_mark()
     right, wrong = attempt(password), attempt("wrong-password-guess")
     assert AccessToken.objects.count() == 0
     # RFC 9700 §2.4: the password grant is not offered, so it must be refused before any password is checked;
     # otherwise the two answers tell a guesser which password is right.
     assert right.json() == wrong.json()
     _assert_token_error(wrong, 400, "unsupported_grant_type")
+    written = recorded_in_turn(mark, (events.TOKEN_FAILED, "unsupported_grant_type"),
+                               (events.TOKEN_FAILED, "unsupported_grant_type"))
+    assert [event.detail for event in written][0] == written[1].detail  # the record tells no more than the answer
+    assert password not in json.dumps([event.detail for event in written])
 
 
 def test_token_request_without_grant_type_is_an_invalid_request(discovery, service):
+    mark = audit_mark()
     response = requests.post(discovery["token_endpoint"], auth=(service.client.client_id, service.client_secret),
                              data={"scope": "orders:read"}, timeout=10)
     # RFC 6749 §5.2: a missing required parameter is invalid_request.
     _assert_token_error(response, 400, "invalid_request")
+    recorded(mark, type=events.TOKEN_FAILED, reason="invalid_request", client_id=service.client.client_id)
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -432,12 +500,25 @@ GARBAGE = {
 }
 
 
-@pytest.mark.parametrize("request_kwargs", GARBAGE.values(), ids=GARBAGE.keys())
-def test_garbage_at_the_token_endpoint_never_causes_a_server_error(discovery, rp, request_kwargs):
-    kwargs = {"auth": (rp.client.client_id, rp.client_secret), **request_kwargs}
+# Refused before any view runs, so there is no OAuth request to record: the method, and a body past the limit.
+UNRECORDED_GARBAGE = {"get-instead-of-post", "body-over-upload-limit"}
+
+
+@pytest.mark.parametrize("name", GARBAGE.keys())
+def test_garbage_at_the_token_endpoint_never_causes_a_server_error(discovery, rp, name):
+    kwargs = {"auth": (rp.client.client_id, rp.client_secret), **GARBAGE[name]}
+    mark = audit_mark()
     response = requests.request(url=discovery["token_endpoint"], timeout=20, **kwargs)
     assert response.status_code in (400, 401, 405), (response.status_code, response.text[:200])
     assert AccessToken.objects.count() == 0
+    written = list(Event.objects.filter(seq__gt=mark).exclude(outcome=events.ALERT))
+    if name in UNRECORDED_GARBAGE:
+        assert written == []
+    else:
+        # Recorded, and storable: a NUL byte or a huge value never makes the audit store refuse the event.
+        [event] = written
+        assert (event.type, event.detail["error"]) == (events.TOKEN_FAILED, response.json()["error"])
+        assert len(event.client_id) <= 100 and "\x00" not in event.client_id
 
 
 # --- 10. Implicit and hybrid flows. --------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ import pytest
 import requests
 from oauth2_provider.models import get_grant_model
 
+from audit import events
+from audit.models import Event
 from idp.models import GrantContext
-from tests.flows.conftest import REDIRECT_URI, authorize
+from tests.flows.conftest import REDIRECT_URI, audit_mark, authorize, recorded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,6 +31,7 @@ def test_code_flow_returns_state_and_iss_and_an_rfc9068_access_token(browser, di
     assert query["state"] == [state]
     assert query["iss"] == [idp]  # RFC 9207
 
+    mark = audit_mark()
     token = redeem(oauth, discovery, location)
     access = token["access_token"]
     header = jwt.get_unverified_header(access)
@@ -51,6 +54,9 @@ def test_code_flow_returns_state_and_iss_and_an_rfc9068_access_token(browser, di
         assert personal not in claims
     assert token["token_type"].lower() == "bearer"
     assert len(token["refresh_token"]) >= 43 and token["refresh_token"].count(".") == 0
+    issued = recorded(mark, type=events.TOKEN_ISSUED, client_id=rp.client.client_id, user=alice)
+    assert issued.detail == {"grant_type": "authorization_code", "jti": claims["jti"], "scope": claims["scope"],
+                             "audience": "https://orders.example.com", "token_family": issued.detail["token_family"]}
 
 
 def test_id_token_carries_nonce_at_hash_auth_time_and_sid(browser, discovery, rp, jwks_client, idp):
@@ -79,6 +85,7 @@ def test_requested_resource_becomes_the_audience(browser, discovery, rp, idp):
 def test_resource_the_client_may_not_use_is_refused_with_invalid_target(browser, discovery, rp):
     response, oauth, _ = authorize(browser, discovery, rp)
     code = parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
+    mark = audit_mark()
     answer = requests.post(discovery["token_endpoint"], data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
         "code_verifier": "v" * 64, "resource": "https://payroll.example.com",
@@ -86,6 +93,7 @@ def test_resource_the_client_may_not_use_is_refused_with_invalid_target(browser,
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_target"
     assert answer.headers["Cache-Control"] == "no-store"
+    recorded(mark, type=events.TOKEN_FAILED, reason="invalid_target", client_id=rp.client.client_id)
 
 
 def test_codes_are_short_lived_and_removed_once_redeemed(browser, discovery, rp):
@@ -102,12 +110,14 @@ def test_public_client_completes_the_flow_with_pkce_and_no_secret(browser, disco
     assert spa.client_secret is None
     response, oauth, _ = authorize(browser, discovery, spa)
     code = parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
+    mark = audit_mark()
     answer = requests.post(discovery["token_endpoint"], data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
         "code_verifier": "v" * 64, "client_id": spa.client.client_id,
     }, headers={"Origin": "https://rp.example.com"}, timeout=10)
     assert answer.status_code == 200, answer.text
     assert answer.headers["Access-Control-Allow-Origin"] == "https://rp.example.com"
+    recorded(mark, type=events.TOKEN_ISSUED, client_id=spa.client.client_id, username="alice")
 
 
 def test_cors_is_not_granted_to_unregistered_origins(browser, discovery, make_client):
@@ -153,6 +163,7 @@ def test_disabled_client_cannot_start_a_flow(browser, discovery, rp):
     from clients.services import client_disable
 
     client_disable(client=rp.client)
+    assert Event.objects.filter(type=events.CLIENT_DISABLED, client_id=rp.client.client_id).count() == 1
     response, _, _ = authorize(browser, discovery, rp)
     assert response.status_code == 400
     assert "Location" not in response.headers

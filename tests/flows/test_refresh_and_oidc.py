@@ -9,7 +9,8 @@ import requests
 from django.utils import timezone
 from oauth2_provider.models import get_refresh_token_model
 
-from tests.flows.conftest import authorize
+from audit import events
+from tests.flows.conftest import audit_mark, authorize, recorded, recorded_in_turn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 RefreshToken = get_refresh_token_model()
@@ -34,6 +35,7 @@ def userinfo(discovery, access_token, method="GET"):
 
 
 def test_refresh_rotates_the_token_and_keeps_subject_auth_time_and_scope(discovery, rp, tokens):
+    mark = audit_mark()
     answer = refresh(discovery, rp, tokens["refresh_token"])
     assert answer.status_code == 200, answer.text
     renewed = answer.json()
@@ -43,6 +45,8 @@ def test_refresh_rotates_the_token_and_keeps_subject_auth_time_and_scope(discove
     assert (new["sub"], new["auth_time"], new["scope"]) == (old["sub"], old["auth_time"], old["scope"])
     assert new["jti"] != old["jti"]
     assert "id_token" in renewed
+    issued = recorded(mark, type=events.TOKEN_ISSUED, client_id=rp.client.client_id, username="alice")
+    assert (issued.detail["grant_type"], issued.detail["jti"]) == ("refresh_token", new["jti"])
 
 
 def test_refresh_tokens_are_stored_only_as_checksums(tokens):
@@ -53,18 +57,24 @@ def test_refresh_tokens_are_stored_only_as_checksums(tokens):
 
 def test_refresh_token_idle_lifetime_is_enforced(discovery, rp, tokens):
     RefreshToken.objects.update(created=timezone.now() - timedelta(seconds=rp.client.refresh_token_idle_lifetime))
+    mark = audit_mark()
     answer = refresh(discovery, rp, tokens["refresh_token"])
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_grant"
+    event = recorded(mark, type=events.TOKEN_FAILED, reason="invalid_grant", client_id=rp.client.client_id)
+    assert event.detail["cause"] == "idle_lifetime_over"
 
 
 def test_refresh_token_absolute_lifetime_is_enforced_even_when_used_often(discovery, rp, tokens):
     from idp.models import GrantContext
 
     GrantContext.objects.update(redeemed_at=timezone.now() - timedelta(seconds=rp.client.refresh_token_lifetime))
+    mark = audit_mark()
     answer = refresh(discovery, rp, tokens["refresh_token"])
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_grant"
+    event = recorded(mark, type=events.TOKEN_FAILED, reason="invalid_grant", client_id=rp.client.client_id)
+    assert event.detail["cause"] == "lifetime_over"
 
 
 def test_userinfo_answers_get_and_post_with_claims_by_scope(discovery, tokens):
@@ -82,10 +92,17 @@ def test_userinfo_refuses_a_token_without_the_openid_scope(browser, discovery, r
     response, oauth, _ = authorize(browser, discovery, rp, scope="orders:read")
     token = oauth.fetch_token(discovery["token_endpoint"], authorization_response=response.headers["Location"],
                               code_verifier="v" * 64)
-    assert userinfo(discovery, token["access_token"]).status_code in (401, 403)
+    mark = audit_mark()
+    answer = userinfo(discovery, token["access_token"])
+    # RFC 6750 §3.1: the token is valid, it lacks the scope: 403 insufficient_scope.
+    assert answer.status_code == 403
+    assert answer.json()["error"] == "insufficient_scope"
+    assert 'error="insufficient_scope"' in answer.headers["WWW-Authenticate"]
+    recorded(mark, type=events.ACCESS_DENIED, reason="insufficient_scope", username="")
 
 
 def test_revoked_access_token_is_refused_at_userinfo_and_inactive_at_introspection(discovery, rp, tokens):
+    mark = audit_mark()
     answer = requests.post(discovery["revocation_endpoint"], data={"token": tokens["access_token"],
                                                                    "token_type_hint": "access_token"},
                            auth=(rp.client.client_id, rp.client_secret), timeout=10)
@@ -94,6 +111,9 @@ def test_revoked_access_token_is_refused_at_userinfo_and_inactive_at_introspecti
     introspected = requests.post(discovery["introspection_endpoint"], data={"token": tokens["access_token"]},
                                  auth=(rp.client.client_id, rp.client_secret), timeout=10)
     assert introspected.json() == {"active": False}
+    revocation, *_ = recorded_in_turn(mark, (events.TOKEN_REVOKED, ""), (events.TOKEN_REJECTED, "revoked"),
+                                      (events.TOKEN_REJECTED, "revoked"))
+    assert revocation.client_id == rp.client.client_id
 
 
 def test_revoked_refresh_token_cannot_be_used(discovery, rp, tokens):
@@ -101,7 +121,10 @@ def test_revoked_refresh_token_cannot_be_used(discovery, rp, tokens):
                                                                    "token_type_hint": "refresh_token"},
                            auth=(rp.client.client_id, rp.client_secret), timeout=10)
     assert answer.status_code == 200
+    mark = audit_mark()
     assert refresh(discovery, rp, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    # DOT revokes the whole family when a revoked refresh token comes back (RFC 9700 §4.14.2), as for a reuse.
+    recorded(mark, type=events.TOKEN_REFRESH_REUSED, reason="refresh_reused", client_id=rp.client.client_id)
 
 
 def test_introspection_describes_the_clients_own_access_and_refresh_tokens(discovery, rp, tokens, idp):
@@ -182,7 +205,8 @@ def test_discovery_lists_every_endpoint_and_only_s256(discovery, idp):
         assert requests.options(discovery[name], timeout=10).status_code < 500
     assert discovery["code_challenge_methods_supported"] == ["S256"]
     assert discovery["response_types_supported"] == ["code"]
-    assert set(discovery["grant_types_supported"]) == {"authorization_code", "client_credentials", "refresh_token"}
+    assert set(discovery["grant_types_supported"]) == {
+        "authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"}
     assert "none" not in discovery["id_token_signing_alg_values_supported"]
     assert discovery["authorization_response_iss_parameter_supported"] is True
     assert requests.get(f"{idp}/.well-known/oauth-authorization-server", timeout=10).json() == discovery
