@@ -2,8 +2,20 @@
 
 from django.urls import path
 
+from accounts.views import account, password
 from accounts.views.login import LoginView
+from accounts.views.logout import LogoutView
 
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("account/", account.account, name="account"),
+    path("account/sessions/<int:pk>/revoke/", account.session_revoke, name="account_session_revoke"),
+    path("account/sessions/revoke-others/", account.sessions_revoke_others, name="account_sessions_revoke_others"),
+    path("account/consents/<int:client_pk>/revoke/", account.consent_withdraw, name="account_consent_revoke"),
+    path("account/password/", password.PasswordChangeView.as_view(), name="password_change"),
+    path("password-reset/", password.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/done/", password.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("reset/<uidb64>/<token>/", password.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("reset/done/", password.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
 ]

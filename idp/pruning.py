@@ -16,6 +16,7 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 
+from accounts.throttling import login_throttles_prune
 from idp.models import GrantContext
 
 AccessToken = get_access_token_model()
@@ -52,10 +53,13 @@ def _prune_past_client_lifetimes(now: datetime) -> None:
 
 
 def tokens_prune(*, now: datetime | None = None) -> dict[str, int]:
-    """Delete expired and revoked tokens, codes and grant contexts; returns how many rows of each went."""
+    """Delete expired and revoked tokens, codes, grant contexts and stale sign-in failure counters; returns how
+    many rows of each went."""
     now = now or timezone.now()
     before = _counts()
     _prune_past_client_lifetimes(now)
     clear_expired()  # DOT's own sweep: expired access/ID tokens, orphaned and long-revoked refresh tokens
     after = _counts()
-    return {name: before[name] - after[name] for name in before}
+    pruned = {name: before[name] - after[name] for name in before}
+    pruned["sign-in failure counters"] = login_throttles_prune(now=now)
+    return pruned

@@ -137,7 +137,7 @@ CSRF_COOKIE_SAMESITE = "Lax"
 
 # --- Applications. ------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "idp.apps.IdpAdminConfig",  # Django's admin with the IdP's branded site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -292,6 +292,9 @@ LOGGING = {
 # --- Audit (audit/). ------------------------------------------------------------------------------
 # Keys the event hash chain; set it on its own to keep `audit verify` passing across a SECRET_KEY rotation.
 IDP_AUDIT_CHAIN_KEY = os.environ.get("IDP_AUDIT_CHAIN_KEY", "").strip() or SECRET_KEY
+# On PostgreSQL an event's own transaction commits without waiting for the WAL flush (audit/services.py says why);
+# set this to make every event wait for the disk, at a cost on every token request.
+IDP_AUDIT_DURABLE_COMMIT = _env_flag("IDP_AUDIT_DURABLE_COMMIT", False)
 # Detector thresholds (audit/detectors.py): an alert is raised when a count in the window reaches its threshold,
 # and at most once per window for the same account, IP or client.
 IDP_ALERT_WINDOW_SECONDS = _env_int("IDP_ALERT_WINDOW_SECONDS", 600)
@@ -302,11 +305,19 @@ IDP_ALERT_VALIDATION_FAILURES = _env_int("IDP_ALERT_VALIDATION_FAILURES", 20)
 # /metrics: a bearer token from the environment, or (unset) loopback clients only.
 IDP_METRICS_TOKEN = os.environ.get("IDP_METRICS_TOKEN", "").strip()
 
-# --- First-party cookie token API (idp/cookie_api.py) for the IdP's own single-page clients. -------------
+# --- First-party cookie token API (idp/api/) for the IdP's own single-page clients. -------------------
 IDP_FIRST_PARTY_CLIENT_ID = os.environ.get("IDP_FIRST_PARTY_CLIENT_ID", "idp-web")
 IDP_API_AUDIENCE = f"{IDP_ISSUER}/api"
 IDP_ACCESS_COOKIE_NAME = "__Host-idp_access" if IDP_ISSUER_IS_HTTPS else "idp_access"
 IDP_REFRESH_COOKIE_NAME = "__Secure-idp_refresh" if IDP_ISSUER_IS_HTTPS else "idp_refresh"
+# Django REST framework: our access tokens only, deny unless authenticated, JSON only (the browsable API's pages
+# would need inline scripts the CSP forbids). A view that must answer anonymously says so itself.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["idp.api_auth.IdpAccessTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+}
 
 # --- Token core: signing keys and token lifetimes. ------------------------------------------------
 IDP_SIGNING_ALGORITHM = os.environ.get("IDP_SIGNING_ALGORITHM", "RS256")
@@ -321,6 +332,7 @@ IDP_JWKS_MAX_AGE = _env_int("IDP_JWKS_MAX_AGE", 300)  # Cache-Control max-age of
 # Upper bound on any client's access-token lifetime; RFC 9700 §4.14 and RFC 9068 favour short-lived tokens.
 IDP_ACCESS_TOKEN_MAX_LIFETIME = _env_int("IDP_ACCESS_TOKEN_MAX_LIFETIME", 3600)
 IDP_ID_TOKEN_LIFETIME = _env_int("IDP_ID_TOKEN_LIFETIME", 300)
+IDP_TOKEN_EXCHANGE_LIFETIME = _env_int("IDP_TOKEN_EXCHANGE_LIFETIME", 300)  # RFC 8693 exchanged tokens
 IDP_CLOCK_LEEWAY = 30  # seconds of clock skew tolerated when reading our own JWTs
 
 # --- OAuth 2.0 / OpenID Connect (django-oauth-toolkit). Every security option is set here on purpose. ----
@@ -341,6 +353,7 @@ OAUTH2_PROVIDER = {
     # Without this DOT would reuse the JWT generator for refresh tokens; they must stay opaque.
     "REFRESH_TOKEN_GENERATOR": "idp.tokens.opaque_refresh_token",
     "SCOPES_BACKEND_CLASS": "idp.scopes.ClientScopes",
+    "APPLICATION_ADMIN_CLASS": "clients.admin.ClientAdmin",  # DOT registers our client admin for its model
     "SCOPES": {
         "openid": "Sign you in",
         "profile": "See your name and username",

@@ -6,6 +6,8 @@ from accounts.services import role_create, user_create
 
 STRONG_PASSWORD = "correct-horse-battery-staple-42"
 
+pytest_plugins = ["tests.browser_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _plain_static_storage(settings):

@@ -56,3 +56,18 @@ def test_prune_removes_idle_and_long_revoked_refresh_tokens_and_keeps_live_ones(
     assert not Grant.objects.exists()
     assert not GrantContext.objects.exists()
     assert "removed" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_prune_removes_stale_sign_in_counters_but_never_a_running_lock():
+    from accounts.models import LoginThrottle
+    from idp.pruning import tokens_prune
+
+    now = timezone.now()
+    old = now - timedelta(hours=2)
+    LoginThrottle.objects.create(scope="ip", ip="203.0.113.1", failures=3, first_failure_at=old, last_failure_at=old)
+    LoginThrottle.objects.create(scope="ip", ip="203.0.113.2", failures=40, first_failure_at=old, last_failure_at=old,
+                                 locked_until=now + timedelta(minutes=5))
+    LoginThrottle.objects.create(scope="ip", ip="203.0.113.3", failures=1, first_failure_at=now, last_failure_at=now)
+    assert tokens_prune(now=now)["sign-in failure counters"] == 1
+    assert sorted(LoginThrottle.objects.values_list("ip", flat=True)) == ["203.0.113.2", "203.0.113.3"]

@@ -1,4 +1,4 @@
-"""`manage.py bootstrap`: first-run set-up that is safe to repeat (signing keys, and an administrator when none)."""
+"""`manage.py bootstrap`: first-run set-up, safe to repeat: signing keys, the first-party client, an administrator."""
 
 import secrets
 
@@ -7,13 +7,14 @@ from django.core.management.base import BaseCommand
 
 from accounts.models import User
 from accounts.services import user_create
+from idp.api.services import first_party_client_ensure
 from idp.keys import signing_key_ensure, signing_key_list
 
 
 class Command(BaseCommand):
     help = (
-        "Create what a new IdP needs to serve: an active and a next signing key when none is active, and a "
-        "bootstrap administrator when no superuser exists."
+        "Create what a new IdP needs to serve: an active and a next signing key when none is active, the "
+        "first-party client of the cookie token API, and a bootstrap administrator when no superuser exists."
     )
 
     def add_arguments(self, parser):
@@ -21,6 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, admin_username: str, **options):
         self._ensure_signing_keys()
+        first_party_client_ensure()  # silent (audited as client.created): stdout carries only the password
         if User.objects.filter(is_superuser=True).exists():
             return
         password = secrets.token_urlsafe(18)
