@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
@@ -17,9 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from jwcrypto.jwk import JWK
 
+from audit import events
+from audit.services import event_record
 from idp.models import SigningKey
 
 logger = logging.getLogger(__name__)
@@ -385,13 +388,14 @@ def signing_key_ensure() -> bool:
     return True
 
 
-def signing_key_rotate(*, now: datetime | None = None) -> RotationResult:
+def signing_key_rotate(*, now: datetime | None = None, request: HttpRequest | None = None) -> RotationResult:
     """Promote next -> active -> retired, publish a fresh next key, and remove retired keys nobody can need.
 
     Safe to run on any schedule, as often as you like: the next key is promoted only after it has been published
     for `next_key_lead_time()` (otherwise the run is deferred and says until when), and a retired key is removed
     only after `retired_key_retention()`, when every token it signed has expired. With no active key at all, the
-    next key is promoted at once.
+    next key is promoted at once. Records key.rotated (key ids and their new states; `request` names the admin who
+    asked, None from the CLI).
     """
     now = now or timezone.now()
     promoted = retired = retired_until = deferred_until = created_next = None
@@ -421,7 +425,7 @@ def signing_key_rotate(*, now: datetime | None = None) -> RotationResult:
             SigningKey.objects.filter(kid__in=removed).delete()
             logger.info("Removed retired signing keys %s.", ", ".join(removed))
     _expire_key_cache_now_and_on_commit()
-    return RotationResult(
+    result = RotationResult(
         promoted=promoted,
         retired=retired,
         retired_until=retired_until,
@@ -429,3 +433,43 @@ def signing_key_rotate(*, now: datetime | None = None) -> RotationResult:
         removed=removed,
         deferred_until=deferred_until,
     )
+    _rotation_record(result, request=request)
+    return result
+
+
+def _rotation_record(result: RotationResult, *, request: HttpRequest | None) -> None:
+    # Public key ids only: the event says which key moved to which state, never anything of the key itself.
+    states = {result.promoted: SigningKey.State.ACTIVE, result.retired: SigningKey.State.RETIRED,
+              result.created_next: SigningKey.State.NEXT, **dict.fromkeys(result.removed, "removed")}
+    detail: dict[str, Any] = {"states": {kid: str(state) for kid, state in states.items() if kid}}
+    if result.retired_until:
+        detail["retired_until"] = result.retired_until.isoformat()
+    if result.deferred_until:
+        detail["deferred_until"] = result.deferred_until.isoformat()
+    event_record(type=events.KEY_ROTATED, outcome=events.SUCCESS, request=request,
+                 reason="deferred" if result.deferred_until else "rotated", detail=detail)
+
+
+def rotation_summary(result: RotationResult) -> list[str]:
+    """One sentence per thing a rotation did, for the CLI and the admin; public key ids only."""
+
+    def when(moment: datetime | None) -> str:
+        return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z" if moment else "-"
+
+    sentences = []
+    if result.promoted:
+        sentences.append(f"Promoted {result.promoted} to active: it signs new tokens from now on.")
+    if result.retired:
+        sentences.append(
+            f"Retired {result.retired}: it stays published until {when(result.retired_until)}, when every token it "
+            "signed has expired."
+        )
+    if result.created_next:
+        sentences.append(f"Created next key {result.created_next}: published now, signing after a later rotation.")
+    if result.deferred_until:
+        sentences.append(
+            "Did not promote the next key yet: resource servers may not have fetched it. Run rotate again after "
+            f"{when(result.deferred_until)}."
+        )
+    sentences.extend(f"Removed {kid}: every token it signed has expired." for kid in result.removed)
+    return sentences

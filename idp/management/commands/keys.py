@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand
 
-from idp.keys import RotationResult, signing_key_list, signing_key_rotate
+from idp.keys import RotationResult, rotation_summary, signing_key_list, signing_key_rotate
 
 LIST_COLUMNS = ("KID", "ALG", "SIZE", "STATE", "CREATED", "ACTIVATED", "RETIRED")
 
@@ -32,22 +32,8 @@ class Command(BaseCommand):
             self._list()
 
     def _report(self, result: RotationResult) -> None:
-        if result.promoted:
-            self.stdout.write(f"Promoted {result.promoted} to active: it signs new tokens from now on.")
-        if result.retired:
-            self.stdout.write(
-                f"Retired {result.retired}: it stays published until {_when(result.retired_until)}, when every "
-                "token it signed has expired."
-            )
-        if result.created_next:
-            self.stdout.write(f"Created next key {result.created_next}: published now, signing after a later rotation.")
-        if result.deferred_until:
-            self.stdout.write(
-                f"Did not promote the next key yet: resource servers may not have fetched it. Run rotate again "
-                f"after {_when(result.deferred_until)}."
-            )
-        for kid in result.removed:
-            self.stdout.write(f"Removed {kid}: every token it signed has expired.")
+        for sentence in rotation_summary(result):
+            self.stdout.write(sentence)
 
     def _list(self) -> None:
         keys = signing_key_list()
