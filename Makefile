@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install lint
+.PHONY: serve test install lint demo
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed" if sys.version_info < (3, 11) else 0)'
@@ -26,3 +26,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# The IdP, two example services and the Apache gateway on 127.0.0.1 (needs Debian's apache2 and
+# libapache2-mod-auth-openidc); prints the curl lines to try; Ctrl-C stops everything.
+demo: $(STAMP)
+	exec $(BIN)/python -m examples.demo up

@@ -13,8 +13,10 @@ from oauth2_provider.models import AbstractApplication, ApplicationManager
 
 GRANT_AUTHORIZATION_CODE = AbstractApplication.GRANT_AUTHORIZATION_CODE
 GRANT_CLIENT_CREDENTIALS = AbstractApplication.GRANT_CLIENT_CREDENTIALS
+# RFC 8693 token exchange; what a client may exchange into is limited by its TokenExchangePolicy rows.
+GRANT_TOKEN_EXCHANGE = "token-exchange"
 # Implicit, hybrid and password grants are never offered (RFC 9700 §2.1.2, §2.4).
-SUPPORTED_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS)
+SUPPORTED_GRANTS = (GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE)
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
@@ -130,11 +132,15 @@ class Client(AbstractApplication):
             add("grant_types", "Choose at least one grant type.")
         for grant in self.grant_types:
             if grant not in SUPPORTED_GRANTS:
-                add("grant_types", f"{grant!r} is not offered; use authorization-code or client-credentials.")
+                add("grant_types", f"{grant!r} is not offered; use authorization-code, client-credentials or "
+                    "token-exchange.")
         if self.grant_types:
             self.authorization_grant_type = self.grant_types[0]
         redirect_uris = self.redirect_uris.split()
-        if GRANT_AUTHORIZATION_CODE in self.grant_types and not redirect_uris:
+        # The IdP's own first-party client (idp/api/) signs in through the cookie API, never through /o/authorize/,
+        # so it has no redirect URI; it holds the authorization-code grant only because DOT refreshes under it.
+        is_first_party_api_client = self.client_id == settings.IDP_FIRST_PARTY_CLIENT_ID
+        if GRANT_AUTHORIZATION_CODE in self.grant_types and not redirect_uris and not is_first_party_api_client:
             add("redirect_uris", "The authorization-code grant needs at least one redirect URI.")
         for field, uris in (("redirect_uris", redirect_uris), ("post_logout_redirect_uris",
                                                                self.post_logout_redirect_uris.split())):
@@ -144,6 +150,8 @@ class Client(AbstractApplication):
                     add(field, problem)
         if GRANT_CLIENT_CREDENTIALS in self.grant_types and self.client_type != self.CLIENT_CONFIDENTIAL:
             add("client_type", "Only confidential clients may use the client-credentials grant (RFC 6749 §4.4).")
+        if GRANT_TOKEN_EXCHANGE in self.grant_types and self.client_type != self.CLIENT_CONFIDENTIAL:
+            add("client_type", "Only confidential clients may exchange tokens (RFC 8693 §2.1).")
         for scope in self.scope_list:
             if not SCOPE_TOKEN.match(scope):
                 add("allowed_scopes", f"{scope!r} is not a valid scope token (RFC 6749 §3.3).")
@@ -160,3 +168,30 @@ class Client(AbstractApplication):
             add("algorithm", "ID tokens are signed with the IdP's keys, never with a shared secret.")
         if errors:
             raise ValidationError(errors)
+
+
+class TokenExchangePolicy(models.Model):
+    """Lets one client exchange access tokens addressed to one audience for tokens addressed to another.
+
+    RFC 8693 leaves the policy to the authorization server; as in Keycloak, nothing is allowed unless an
+    administrator allows it, one (client, subject audience, target audience) triple at a time.
+    """
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="exchange_policies")
+    subject_audience = models.CharField(
+        max_length=255, help_text="The audience of the tokens this client presents, usually its own service."
+    )
+    target_audience = models.CharField(max_length=255, help_text="The audience of the tokens it may obtain.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "token-exchange policy"
+        verbose_name_plural = "token-exchange policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "subject_audience", "target_audience"], name="clients_exchange_policy_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id}: {self.subject_audience} -> {self.target_audience}"

@@ -2,11 +2,11 @@
 
 from oauthlib.openid import Server
 
-from idp.constants import SUPPORTED_GRANT_TYPES
+from idp.constants import GRANT_TYPE_TOKEN_EXCHANGE, SUPPORTED_GRANT_TYPES
 
 
 class IdpServer(Server):
-    """Code (with PKCE), client credentials and refresh only.
+    """Code (with PKCE), client credentials, refresh and token exchange (RFC 8693) only.
 
     oauthlib's stock server also wires the password, implicit, hybrid and device grants. Leaving the password grant
     reachable lets anyone holding a public client_id test passwords at the token endpoint (it checks the password
@@ -19,6 +19,10 @@ class IdpServer(Server):
         for name in list(self._grant_types):
             if name not in SUPPORTED_GRANT_TYPES:
                 del self._grant_types[name]
+        # Imported here: the server class is loaded by DOT's settings, before Django's models are ready.
+        from idp.token_exchange import TokenExchangeGrant
+
+        self._grant_types[GRANT_TYPE_TOKEN_EXCHANGE] = TokenExchangeGrant(request_validator)
         for response_type in list(self._response_types):
             if response_type != "code":
                 del self._response_types[response_type]

@@ -53,7 +53,8 @@ def resolve_audience(request) -> str:
 
 def signed_access_token(request) -> str:
     """An RFC 9068 access token for the request oauthlib is answering, signed with the active key."""
-    audience = resolve_audience(request)
+    exchange = getattr(request, "idp_exchange", None)  # set by idp/token_exchange.py after its checks
+    audience = exchange["audience"] if exchange else resolve_audience(request)
     key = active_signing_key()
     is_service_token = request.grant_type == GRANT_TYPE_CLIENT_CREDENTIALS
     claims = access_token_claims(
@@ -64,8 +65,11 @@ def signed_access_token(request) -> str:
         audience=audience,
         issued_at=int(time.time()),
         expires_in=int(request.expires_in),
-        auth_time=getattr(request, "idp_auth_time", None),
+        auth_time=exchange["auth_time"] if exchange else getattr(request, "idp_auth_time", None),
     )
+    if exchange:
+        # RFC 8693 §4.1: the subject stays who it was (`sub`, `roles`); the calling client is the actor.
+        claims.update(sub=exchange["sub"], roles=exchange["roles"], act=exchange["act"])
     request.idp_jti = claims["jti"]
     headers = {"kid": key.kid, "typ": ACCESS_TOKEN_TYP}
     return jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=headers)

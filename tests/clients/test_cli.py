@@ -99,3 +99,28 @@ def test_verifying_a_client_secret_costs_microseconds_not_a_password_hash():
         assert check_password(secret, stored)
     # 200 Argon2id verifications would take seconds; this bounds the hasher class, not the machine's speed.
     assert (time.perf_counter() - started) / 200 < 0.005
+
+
+def test_exchange_policies_are_allowed_and_revoked_from_the_cli_and_audited(db):
+    from audit.models import Event
+    from clients.models import TokenExchangePolicy
+    from clients.services import client_create
+
+    orders = client_create(name="Orders", client_type="confidential", grant_types=["client-credentials",
+                                                                                   "token-exchange"],
+                           allowed_scopes=["inventory:read"], audiences=["https://inventory.example.com"]).client
+    out = io.StringIO()
+    call_command("client", "allow-exchange", orders.client_id, "--from", "https://orders.example.com",
+                 "--to", "https://inventory.example.com", stdout=out)
+    assert "may exchange" in out.getvalue()
+    assert TokenExchangePolicy.objects.filter(client=orders, target_audience="https://inventory.example.com").exists()
+    assert Event.objects.get(type="client.exchange_allowed").detail["target_audience"] == (
+        "https://inventory.example.com")
+    call_command("client", "revoke-exchange", orders.client_id, "--from", "https://orders.example.com",
+                 "--to", "https://inventory.example.com", stdout=io.StringIO())
+    assert not TokenExchangePolicy.objects.exists()
+    assert Event.objects.filter(type="client.exchange_revoked").count() == 1
+    with pytest.raises(CommandError, match="No such exchange policy"):
+        call_command("client", "revoke-exchange", orders.client_id, "--from", "a", "--to", "b", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="only extend its life"):
+        call_command("client", "allow-exchange", orders.client_id, "--from", "a", "--to", "a", stdout=io.StringIO())

@@ -5,11 +5,17 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from clients.models import GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, Client
+from clients.models import GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, Client
 from clients.selectors import client_get, client_list
-from clients.services import client_create, client_disable, client_rotate_secret
+from clients.services import (
+    client_create,
+    client_disable,
+    client_rotate_secret,
+    exchange_policy_allow,
+    exchange_policy_revoke,
+)
 
-GRANT_CHOICES = [GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS]
+GRANT_CHOICES = [GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE]
 
 
 class Command(BaseCommand):
@@ -36,6 +42,15 @@ class Command(BaseCommand):
         rotate.add_argument("--json", action="store_true")
         disable = actions.add_parser("disable", help="Disable a client and stop accepting its tokens.")
         disable.add_argument("client_id")
+        for name, verb in (("allow-exchange", "Let"), ("revoke-exchange", "Stop letting")):
+            policy = actions.add_parser(
+                name, help=f"{verb} a client exchange tokens addressed to one audience for another (RFC 8693)."
+            )
+            policy.add_argument("client_id")
+            policy.add_argument("--from", required=True, dest="subject_audience", metavar="AUDIENCE",
+                                help="The audience of the tokens the client presents (usually its own service).")
+            policy.add_argument("--to", required=True, dest="target_audience", metavar="AUDIENCE",
+                                help="The audience of the tokens it obtains.")
 
     def handle(self, *args, action: str, **options):
         try:
@@ -86,3 +101,17 @@ class Command(BaseCommand):
         if issued.client_secret:
             self.stdout.write(f"client_secret: {issued.client_secret}")
             self.stdout.write("Store the secret now: it is shown only once.")
+
+    def _allow_exchange(self, options) -> None:
+        client = client_get(client_id=options["client_id"])
+        exchange_policy_allow(client=client, subject_audience=options["subject_audience"],
+                              target_audience=options["target_audience"])
+        self.stdout.write(f"{client.client_id} may exchange tokens for {options['subject_audience']} into tokens for "
+                          f"{options['target_audience']}.")
+
+    def _revoke_exchange(self, options) -> None:
+        client = client_get(client_id=options["client_id"])
+        if not exchange_policy_revoke(client=client, subject_audience=options["subject_audience"],
+                                      target_audience=options["target_audience"]):
+            raise CommandError("No such exchange policy.")
+        self.stdout.write("Exchange policy removed.")

@@ -1,0 +1,1 @@
+"""The inventory example service: stock levels, behind the toolkit."""
