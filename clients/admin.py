@@ -59,6 +59,7 @@ class ClientAdmin(AuditedAdminMixin, admin.ModelAdmin):
     filter_horizontal = []
     actions = ["disable_selected"]
     inlines = [TokenExchangePolicyInline]
+    view_on_site = False  # DOT's get_absolute_url names a page this IdP does not serve
     change_form_template = "admin/clients/client/change_form.html"
 
     def get_queryset(self, request):

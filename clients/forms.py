@@ -47,8 +47,10 @@ class ClientListFields(forms.Form):
     """The fields typed as lists, shared by the create and change forms."""
 
     grant_types = forms.MultipleChoiceField(choices=GRANT_CHOICES, widget=forms.CheckboxSelectMultiple)
-    redirect_uris = LinesField(help_text="Exact https URIs (or http on a loopback address), one per line.")
-    post_logout_redirect_uris = LinesField(help_text="Where RP-initiated logout may return to, one per line.")
+    redirect_uris = LinesField(label="Redirect URIs",
+                               help_text="Exact https URIs (or http on a loopback address), one per line.")
+    post_logout_redirect_uris = LinesField(label="Post-logout redirect URIs",
+                                           help_text="Where RP-initiated logout may return to, one per line.")
     allowed_origins = LinesField(help_text="Browser origins allowed to call the token endpoint (CORS), one per line.")
     allowed_scopes = LinesField(help_text="Scopes the client may request, e.g. openid profile email roles orders:read.")
     audiences = LinesField(help_text="Audiences (resource servers) its access tokens may name, one per line.")
@@ -93,8 +95,11 @@ class ClientChangeForm(ClientListFields, forms.ModelForm):
             "refresh_token_lifetime", "refresh_token_idle_lifetime", "roles",
         ]
         labels = {"skip_authorization": "First-party"}
+        # Django's admin CSS makes number inputs 5em wide, too narrow for lifetimes in seconds.
+        widgets = {name: forms.NumberInput(attrs={"class": "vBigIntegerField"}) for name in (
+            "access_token_lifetime", "refresh_token_lifetime", "refresh_token_idle_lifetime")}
+        widgets["roles"] = forms.CheckboxSelectMultiple
         help_texts = {"skip_authorization": "First-party clients skip the consent page."}
-        widgets = {"roles": forms.CheckboxSelectMultiple}
 
     def clean(self):
         cleaned = super().clean()

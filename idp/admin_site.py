@@ -19,6 +19,7 @@ class IdpAdminSite(admin.AdminSite):
     site_header = "Identity provider console"
     site_title = "IdP console"
     index_title = "Console"
+    site_url = "/account/"  # "View site": the IdP's own pages start at the account page
 
     def index(self, request: HttpRequest, extra_context=None) -> HttpResponse:
         """The landing dashboard above Django's list of apps."""
