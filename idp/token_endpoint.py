@@ -4,8 +4,9 @@ import base64
 import binascii
 from functools import wraps
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from oauth2_provider import views as dot
+from oauth2_provider.signals import app_authorized
 
 from idp import token_audit
 from idp.constants import SUPPORTED_GRANT_TYPES
@@ -66,6 +67,17 @@ class RevokeTokenView(dot.RevokeTokenView):
 class TokenView(dot.TokenView):
     def post(self, request, *args, **kwargs):
         return refuse_nul_bytes(self._post)(request, *args, **kwargs)
+
+    def authorization_flow_token_response(self, request, *args, **kwargs):
+        # DOT reads the new token's row back only to send `app_authorized`; nothing here listens to it, so skip
+        # that query on every token unless a receiver is connected.
+        if app_authorized.has_listeners():
+            return super().authorization_flow_token_response(request, *args, **kwargs)
+        url, headers, body, status = self.create_token_response(request)
+        response = HttpResponse(content=body, status=status)
+        for name, value in headers.items():
+            response[name] = value
+        return response
 
     def _post(self, request, *args, **kwargs):
         grant_type = request.POST.get("grant_type", "")
