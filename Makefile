@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install lint demo
+.PHONY: serve test install lint demo bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed" if sys.version_info < (3, 11) else 0)'
@@ -31,3 +31,8 @@ lint: $(STAMP)
 # libapache2-mod-auth-openidc); prints the curl lines to try; Ctrl-C stops everything.
 demo: $(STAMP)
 	exec $(BIN)/python -m examples.demo up
+
+# The performance benchmark (bench/README.md): gunicorn pinned to core 0 on PostgreSQL, wrk on core 1; needs
+# `apt-get install wrk` (and nginx-light for --scale-out). E.g. make bench BENCH_ARGS="--growth --scale-out".
+bench: $(STAMP)
+	$(BIN)/python -m bench.load $(BENCH_ARGS)

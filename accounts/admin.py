@@ -86,6 +86,36 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     actions = ["lock_users", "unlock_users", "sign_out_everywhere", "send_password_reset"]
     change_form_template = "admin/accounts/user/change_form.html"
 
+    # Only superusers grant or take away administrative power, or act on superusers' accounts; a helpdesk
+    # administrator with "change user" would otherwise make themselves, or lock out, a superuser.
+    PRIVILEGE_FIELDS = ("is_superuser", "is_staff", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += [field for field in self.PRIVILEGE_FIELDS if field not in fields]
+        return fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def _actionable(self, request, queryset) -> list[User]:
+        """The selected users this administrator may act on: never themselves, superusers only for superusers."""
+        users = [user for user in queryset if user.pk != request.user.pk
+                 and (request.user.is_superuser or not user.is_superuser)]
+        skipped = queryset.count() - len(users)
+        if skipped:
+            self.message_user(request, f"Skipped {skipped} account(s): your own, or a superuser's, which only a "
+                              "superuser may change.", messages.WARNING)
+        return users
+
     def get_queryset(self, request):
         # Throttled: some sign-in lock (any IP) is running for the username or the email address.
         throttled = login_throttles_locked().filter(username__in=[OuterRef("_username_lower"),
@@ -123,24 +153,23 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     @admin.action(description="Lock selected users (no sign-in; sessions and tokens end now)",
                   permissions=["change"])
     def lock_users(self, request, queryset) -> None:
-        users = [user for user in queryset if user.pk != request.user.pk]
+        users = self._actionable(request, queryset)
         for user in users:
             user_lock(user=user, request=request)
-        if len(users) < queryset.count():
-            self.message_user(request, "You cannot lock your own account.", messages.WARNING)
         self.message_user(request, f"Locked {len(users)} user(s).", messages.SUCCESS)
 
     @admin.action(description="Unlock selected users (and clear their sign-in lockouts)", permissions=["change"])
     def unlock_users(self, request, queryset) -> None:
-        for user in queryset:
+        users = self._actionable(request, queryset)
+        for user in users:
             user_unlock(user=user, request=request)
-        self.message_user(request, f"Unlocked {queryset.count()} user(s).", messages.SUCCESS)
+        self.message_user(request, f"Unlocked {len(users)} user(s).", messages.SUCCESS)
 
     @admin.action(description="Sign selected users out everywhere (sessions and refresh tokens)",
                   permissions=["change"])
     def sign_out_everywhere(self, request, queryset) -> None:
         totals = {"sessions": 0, "refresh_tokens": 0}
-        for user in queryset:
+        for user in self._actionable(request, queryset):
             ended = user_sign_out_everywhere(user=user, request=request)
             totals["sessions"] += ended["sessions"]
             totals["refresh_tokens"] += ended["refresh_tokens"]
@@ -149,8 +178,9 @@ class UserAdmin(AuditedAdminMixin, DjangoUserAdmin):
 
     @admin.action(description="Email selected users a password-reset link", permissions=["change"])
     def send_password_reset(self, request, queryset) -> None:
-        sent = sum(user_password_reset_send(user=user, request=request) for user in queryset)
-        skipped = queryset.count() - sent
+        users = self._actionable(request, queryset)
+        sent = sum(user_password_reset_send(user=user, request=request) for user in users)
+        skipped = len(users) - sent
         self.message_user(request, f"Sent {sent} reset link(s).", messages.SUCCESS)
         if skipped:
             self.message_user(request, f"{skipped} user(s) have no email address or are locked; nothing was sent "

@@ -22,6 +22,8 @@ REASON_UNKNOWN_USER = "unknown_user"
 REASON_BAD_PASSWORD = "bad_password"
 REASON_LOCKED = "locked"
 REASON_INACTIVE = "inactive"
+# Counted against when an HTTP request carries no client address: IPv6's unspecified address, never a real client.
+UNKNOWN_ADDRESS = "::"
 
 
 def _user_for_login(identifier: str) -> User | None:
@@ -46,8 +48,10 @@ class IdpAuthenticationBackend(ModelBackend):
     Locked, unknown, wrong and inactive all return None, so every caller answers them identically. Nothing
     sleeps: the waits are locks that refuse attempts, not delays that hold a worker.
 
-    Without a client IP (a call with no request, e.g. from a management command or a test) there is nothing to
-    count against, so no throttling applies; every HTTP caller passes its request.
+    A known account is counted under its own username however it was typed (username, email, another case), so
+    switching spellings earns no fresh guesses; an unknown identifier is counted as typed. An HTTP request without
+    a client address (a unix-socket deployment) is counted under one shared "unknown" address rather than not at
+    all; only calls without a request (a management command) are not throttled.
     """
 
     def authenticate(self, request, username=None, password=None, **kwargs):
@@ -56,9 +60,10 @@ class IdpAuthenticationBackend(ModelBackend):
         if username is None or password is None:
             return None
         identifier = str(username)
-        ip = client_ip(request)
+        ip = (client_ip(request) or UNKNOWN_ADDRESS) if request is not None else None
         user = _user_for_login(identifier)
-        lock = login_lock_get(username=identifier, ip=ip) if ip else None
+        counted_as = user.get_username() if user is not None else identifier
+        lock = login_lock_get(username=counted_as, ip=ip) if ip else None
         if lock is not None:
             make_password(password)  # the same cost as a real check; the password itself is never tried
             self._record_failure(request, identifier, user, REASON_LOCKED, {"scope": lock.scope})
@@ -72,7 +77,7 @@ class IdpAuthenticationBackend(ModelBackend):
             reason = REASON_INACTIVE
         else:
             if ip:
-                login_success_reset(username=identifier, ip=ip)
+                login_success_reset(username=counted_as, ip=ip)
             event_record(
                 type=events.LOGIN_SUCCEEDED,
                 outcome=events.SUCCESS,
@@ -83,7 +88,7 @@ class IdpAuthenticationBackend(ModelBackend):
             return user
         self._record_failure(request, identifier, user, reason, {})
         if ip:
-            login_failure_count(username=identifier, ip=ip, request=request, user=user)
+            login_failure_count(username=counted_as, ip=ip, request=request, user=user)
         return None
 
     async def aauthenticate(self, request, username=None, password=None, **kwargs):

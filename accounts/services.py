@@ -277,15 +277,18 @@ def user_sign_out_everywhere(*, user: User, request) -> dict[str, int]:
 
 
 def user_password_change(*, user: User, new_password: str, request) -> None:
-    """Set the user's new password, keep the request's session signed in and end every other session."""
+    """Set the user's new password, keep the request's session signed in, end every other session and revoke
+    every token issued to the user (whoever knew the old password may hold some)."""
     user.set_password(new_password)
     user.save(update_fields=["password"])
     # Keeps this session valid under the new password hash; it also cycles the key, so the row must follow it.
     update_session_auth_hash(request, user)
     user_session_follow_key(request=request)
     ended = user_sessions_revoke_others(user=user, request=request, reason="password_changed")
+    tokens = _user_tokens_revoke(user=user)
     event_record(type=events.PASSWORD_CHANGED, outcome=events.SUCCESS, request=request, user=user,
-                 detail={"other_sessions_ended": ended})
+                 detail={"other_sessions_ended": ended, "refresh_revoked": tokens["refresh_tokens"],
+                         "access_revoked": tokens["access_tokens"]})
 
 
 def user_password_change_refused(*, user: User, request, failures: int) -> None:
@@ -307,11 +310,13 @@ def user_password_reset_requested(*, email: str, users: Iterable[User], request)
 
 
 def user_password_reset_complete(*, user: User, request) -> None:
-    """After a reset link set a new password: end every session of the user and record password.reset."""
+    """After a reset link set a new password: end every session, revoke every token, record password.reset."""
     ended = _user_sessions_end(user=user, rows=list(UserSession.objects.filter(user=user)), request=request,
                                reason="password_reset")
+    tokens = _user_tokens_revoke(user=user)
     event_record(type=events.PASSWORD_RESET, outcome=events.SUCCESS, request=request, user=user,
-                 detail={"sessions_ended": ended})
+                 detail={"sessions_ended": ended, "refresh_revoked": tokens["refresh_tokens"],
+                         "access_revoked": tokens["access_tokens"]})
 
 
 def user_password_reset_refused(*, user: User | None, request) -> None:

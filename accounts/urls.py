@@ -1,12 +1,16 @@
 """URLs of the browser sign-in pages."""
 
 from django.urls import path
+from django.views.generic import RedirectView
 
 from accounts.views import account, password
 from accounts.views.login import LoginView
 from accounts.views.logout import LogoutView
 
 urlpatterns = [
+    # The IdP's front door (where RP-initiated logout lands without a post_logout_redirect_uri): the account page,
+    # which asks a signed-out visitor to sign in.
+    path("", RedirectView.as_view(pattern_name="account"), name="home"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("account/", account.account, name="account"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -22,8 +23,9 @@ class IdpAdminSite(admin.AdminSite):
     site_url = "/account/"  # "View site": the IdP's own pages start at the account page
 
     def index(self, request: HttpRequest, extra_context=None) -> HttpResponse:
-        """The landing dashboard above Django's list of apps."""
-        return super().index(request, {**console_overview(), **(extra_context or {})})
+        """The landing dashboard above Django's list of apps, for those who may read the audit log."""
+        overview = console_overview() if request.user.has_perm("audit.view_event") else {}
+        return super().index(request, {**overview, **(extra_context or {})})
 
     def get_urls(self):
         return [path("token-preview/", self.admin_view(self.token_preview_view), name="token_preview"),
@@ -31,7 +33,12 @@ class IdpAdminSite(admin.AdminSite):
 
     @method_decorator(never_cache)
     def token_preview_view(self, request: HttpRequest) -> HttpResponse:
-        """Show the claims a token would carry; the form is a GET so a preview can be linked and nothing is written."""
+        """Show the claims a token would carry; the form is a GET so a preview can be linked and nothing is written.
+
+        It shows a user's personal data and which accounts exist, so it needs the right to view users and clients.
+        """
+        if not (request.user.has_perm("accounts.view_user") and request.user.has_perm("clients.view_client")):
+            raise PermissionDenied
         form = TokenPreviewForm(request.GET or None)
         preview = None
         if form.is_bound and form.is_valid():

@@ -378,7 +378,9 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "PKCE_REQUIRED": True,  # RFC 9700 §2.1.1: PKCE for every client, confidential ones included
     # https only; a client's loopback http redirect URIs (RFC 8252 §7.3) are allowed by the client model.
-    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    # DOT applies it to its own redirect after RP-initiated logout without a post_logout_redirect_uri (to the
+    # IdP's "/"), so an http issuer (loopback development) must allow http for that one redirect to work.
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if IDP_ISSUER_IS_HTTPS else ["https", "http"],
     "ALLOW_URI_WILDCARDS": False,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,  # RFC 9700 §4.14.2: reuse revokes the whole family
     "ROTATE_REFRESH_TOKEN": True,

@@ -65,8 +65,15 @@ def _subject_claims(request, token: str) -> dict:
     except jwt.PyJWTError:
         raise _invalid_subject(request, "its signature or claims are invalid") from None
     checksum = hashlib.sha256(token.encode()).hexdigest()
-    if not get_access_token_model().objects.filter(token_checksum=checksum).exists():
+    row = (get_access_token_model().objects.filter(token_checksum=checksum)
+           .select_related("application", "user").only("application__enabled", "user__is_active").first())
+    if row is None:
         raise _invalid_subject(request, "it has been revoked")
+    # A disabled client's tokens stop being accepted (clients/services.py client_disable), here as everywhere.
+    if row.application is None or not row.application.enabled:
+        raise _invalid_subject(request, "its client has been disabled")
+    if row.user is not None and not row.user.is_active:
+        raise _invalid_subject(request, "its user has been locked")
     return claims
 
 

@@ -35,10 +35,14 @@ def _set(response: HttpResponse, *, name: str, value: str, max_age: int, path: s
     )
 
 
-def token_cookies_set(response: HttpResponse, *, access_token: str, access_max_age: int, refresh_token: str,
-                      refresh_max_age: int) -> None:
-    """Put a fresh token pair into the response's cookies, each living as long as its token."""
-    _set(response, name=settings.IDP_ACCESS_COOKIE_NAME, value=access_token, max_age=access_max_age,
+def token_cookies_set(response: HttpResponse, *, access_token: str, refresh_token: str, refresh_max_age: int) -> None:
+    """Put a fresh token pair into the response's cookies, both living as long as the refresh token.
+
+    The access cookie outlives its token on purpose: the refresh cookie is sent only to the refresh path, so sign-out
+    finds the family to revoke through the access token, which an expired but genuine token still names. Every
+    other use checks `exp`, so a browser holding an expired one gets 401 and refreshes.
+    """
+    _set(response, name=settings.IDP_ACCESS_COOKIE_NAME, value=access_token, max_age=refresh_max_age,
          path=ACCESS_COOKIE_PATH)
     _set(response, name=settings.IDP_REFRESH_COOKIE_NAME, value=refresh_token, max_age=refresh_max_age,
          path=refresh_cookie_path())

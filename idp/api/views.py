@@ -110,7 +110,7 @@ def login(request: HttpRequest) -> JsonResponse:
     # the client reads the new one here because the CSRF cookie is HttpOnly.
     rotate_token(request)
     response = JsonResponse({**_profile(user, issued.scope), "csrfToken": get_token(request)})
-    token_cookies_set(response, access_token=issued.access_token, access_max_age=issued.access_token_expires_in,
+    token_cookies_set(response, access_token=issued.access_token,
                       refresh_token=issued.refresh_token, refresh_max_age=issued.refresh_token_expires_in)
     return response
 
@@ -135,7 +135,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
     except services.FirstPartyClientDisabled:
         return _refused(_unavailable())
     response = JsonResponse({"expires_in": issued.access_token_expires_in, "scope": issued.scope})
-    token_cookies_set(response, access_token=issued.access_token, access_max_age=issued.access_token_expires_in,
+    token_cookies_set(response, access_token=issued.access_token,
                       refresh_token=issued.refresh_token, refresh_max_age=issued.refresh_token_expires_in)
     return response
 

@@ -128,3 +128,31 @@ def test_users_link_to_their_events(admin_client, make_user):
     alice = make_user(username="alice")
     assert f"user__id__exact={alice.pk}" in admin_client.get(USERS).content.decode()
     assert f"user__id__exact={alice.pk}" in admin_client.get(f"{USERS}{alice.pk}/change/").content.decode()
+
+
+@pytest.fixture
+def helpdesk(client, make_user):
+    """A staff member allowed to view and change users, and nothing more."""
+    from django.contrib.auth.models import Permission
+
+    clerk = make_user(username="clerk", is_staff=True)
+    clerk.user_permissions.set(Permission.objects.filter(codename__in=["view_user", "change_user"]))
+    client.force_login(User.objects.get(pk=clerk.pk))
+    return client
+
+
+def test_a_helpdesk_administrator_cannot_lock_or_sign_out_a_superuser(helpdesk, admin_user):
+    helpdesk.post(USERS, {"action": "lock_users", "_selected_action": [admin_user.pk]})
+    helpdesk.post(USERS, {"action": "sign_out_everywhere", "_selected_action": [admin_user.pk]})
+    admin_user.refresh_from_db()
+    assert admin_user.is_active is True
+    assert not Event.objects.filter(type__in=["user.locked", "user.signed_out_everywhere"]).exists()
+    assert helpdesk.post(f"{USERS}{admin_user.pk}/change/", {"username": "root"}).status_code == 403
+
+
+def test_a_helpdesk_administrator_cannot_grant_themselves_or_others_privileges(helpdesk, make_user):
+    alice = make_user(username="alice")
+    page = helpdesk.get(f"{USERS}{alice.pk}/change/")
+    form = page.context["adminform"].form
+    for field in ("is_superuser", "is_staff", "groups", "user_permissions"):
+        assert field not in form.fields  # shown read-only, never posted

@@ -77,11 +77,13 @@ def test_password_guessing_from_one_ip_locks_that_username_and_ip_after_the_limi
 
 
 @pytest.mark.django_db
-def test_guessing_by_email_counts_against_the_typed_email_and_locks_it_too(client, alice, password):
+def test_guessing_by_email_counts_against_the_account_so_switching_spellings_earns_no_fresh_guesses(
+        client, alice, password):
     fail(client, settings.IDP_LOGIN_USER_IP_FAILURE_LIMIT, username="Alice@Example.com")
-    assert pair("alice@example.com").locked_until is not None
-    assert not signed_in(sign_in(client, "alice@example.com", password))
-    assert Event.objects.filter(type=events.LOGIN_FAILED).first().reason == "locked"
+    assert pair("alice").locked_until is not None  # the account's own username, however it was typed
+    for spelling in ("alice@example.com", "alice", "ALICE"):
+        assert not signed_in(sign_in(client, spelling, password))
+        assert Event.objects.filter(type=events.LOGIN_FAILED).first().reason == "locked"
 
 
 @pytest.mark.django_db
@@ -302,3 +304,11 @@ def test_lockouts_are_staff_only(client, make_user, lockouts):
     response = client.get("/admin/accounts/loginthrottle/")
     assert response.status_code == 302
     assert LoginThrottle.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_guessing_without_a_client_address_is_still_throttled(client, alice, password):
+    """A deployment on a unix socket gives no REMOTE_ADDR: such attempts share one counter instead of none."""
+    fail(client, settings.IDP_LOGIN_USER_IP_FAILURE_LIMIT, ip="")
+    assert pair(ip="::").locked_until is not None
+    assert not signed_in(sign_in(client, "alice", password, ip=""))

@@ -169,3 +169,15 @@ def test_rp_initiated_logout_to_an_unregistered_uri_shows_an_error_page_and_sign
     html = page.content.decode()
     assert "This sign-out request can’t be completed" in html and "<form" not in html
     assert _signed_in(browser)
+
+
+@pytest.mark.django_db
+def test_rp_initiated_logout_without_a_return_address_signs_out_and_lands_on_the_idp(client, make_user):
+    client.force_login(make_user(username="carol"))
+    assert client.get("/o/logout/").status_code == 200  # asks first
+    response = client.post("/o/logout/", {"allow": "true"})
+    assert response.status_code == 302
+    assert client.get("/account/").status_code == 302  # signed out
+    landing = client.get(response["Location"], follow=True)
+    assert landing.status_code == 200
+    assert landing.redirect_chain[-1][0].startswith("/login/")

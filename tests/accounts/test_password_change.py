@@ -91,7 +91,8 @@ def test_changing_the_password_keeps_this_session_and_ends_the_others(alice, pas
     assert not session_exists(phone_key)
     assert not is_signed_in(phone)
     event = Event.objects.get(type=events.PASSWORD_CHANGED)
-    assert (event.user, event.outcome, event.detail) == (alice, events.SUCCESS, {"other_sessions_ended": 1})
+    assert (event.user, event.outcome, event.detail) == (alice, events.SUCCESS, {"other_sessions_ended": 1,
+                                                                    "refresh_revoked": 0, "access_revoked": 0})
     assert Event.objects.filter(type=events.SESSION_REVOKED, reason="password_changed").count() == 1
 
 

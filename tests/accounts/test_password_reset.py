@@ -123,7 +123,8 @@ def test_a_reset_link_sets_the_password_ends_every_session_and_is_recorded(alice
     assert not is_signed_in(laptop) and not is_signed_in(phone)
     assert "_auth_user_id" not in client.session  # the reset signs nobody in
     event = Event.objects.get(type=events.PASSWORD_RESET)
-    assert (event.user, event.outcome, event.detail) == (alice, events.SUCCESS, {"sessions_ended": 2})
+    assert (event.user, event.outcome, event.detail) == (alice, events.SUCCESS, {"sessions_ended": 2,
+                                                                   "refresh_revoked": 0, "access_revoked": 0})
     assert Event.objects.filter(type=events.SESSION_REVOKED, reason="password_reset").count() == 2
     assert sign_in("alice", NEW_PASSWORD)
 
@@ -202,3 +203,26 @@ def test_the_reset_confirmation_posts_need_a_csrf_token(alice, password):
     assert response.status_code == 403
     alice.refresh_from_db()
     assert alice.check_password(password)
+
+
+def test_a_reset_revokes_the_tokens_whoever_knew_the_old_password_obtained(client, alice, password):
+    """An attacker who signed in with a stolen password keeps nothing after the owner resets it."""
+    from django.conf import settings as django_settings
+    from django.test import Client as BrowserClient
+
+    from idp.keys import signing_key_ensure
+
+    signing_key_ensure()
+    attacker = BrowserClient()
+    csrf = attacker.get("/api/auth/csrf").json()["csrfToken"]
+    signed_in = attacker.post("/api/auth/login", {"username": "alice", "password": password},
+                              content_type="application/json", HTTP_X_CSRFTOKEN=csrf)
+    assert signed_in.status_code == 200
+    csrf = signed_in.json()["csrfToken"]
+
+    from accounts.services import user_password_reset_complete
+
+    user_password_reset_complete(user=alice, request=None)
+    attacker.cookies[django_settings.IDP_REFRESH_COOKIE_NAME]["path"] = "/"
+    assert attacker.post("/api/auth/refresh", HTTP_X_CSRFTOKEN=csrf).status_code == 401
+    assert attacker.get("/api/me").status_code == 401

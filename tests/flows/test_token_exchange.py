@@ -143,3 +143,25 @@ def test_a_public_client_cannot_exchange(discovery, user_token, make_client):
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
     assert urlsplit(discovery["token_endpoint"]).path == "/o/token/"
+
+
+def test_a_token_of_a_disabled_client_cannot_be_exchanged(discovery, user_token, orders_service):
+    from clients.models import Client
+    from clients.services import client_disable
+
+    web = Client.objects.get(name="Orders web")
+    client_disable(client=web)
+    response = exchange(discovery, orders_service, user_token)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "disabled" in response.json()["error_description"]
+    assert not Event.objects.filter(type="token.exchanged").exists()
+
+
+def test_a_token_of_a_locked_user_cannot_be_exchanged(discovery, user_token, orders_service):
+    from accounts.models import User
+
+    User.objects.filter(username="alice").update(is_active=False)
+    response = exchange(discovery, orders_service, user_token)
+    assert response.status_code == 400
+    assert "locked" in response.json()["error_description"]

@@ -133,3 +133,14 @@ def test_the_console_is_for_staff_only(client, make_user):
     client.force_login(make_user(username="alice"))
     response = client.get("/admin/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_staff_without_view_rights_cannot_preview_tokens_or_read_the_dashboard(client, make_user, web_app):
+    signing_key_ensure()
+    make_user(username="alice", email="alice@example.com")
+    client.force_login(make_user(username="clerk", is_staff=True))
+    response = client.get("/admin/token-preview/", {"client": web_app.pk, "user": "alice"})
+    assert response.status_code == 403
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    assert "counts" not in index.context and "Recent alerts" not in index.content.decode()

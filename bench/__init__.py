@@ -1,0 +1,1 @@
+"""Benchmarks of the IdP: `python -m bench.load` (see bench/README.md) and `bench/audit_events.py`."""

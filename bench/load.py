@@ -1,0 +1,421 @@
+"""`make bench`: the IdP under gunicorn pinned to one core with PostgreSQL, loaded by wrk from the other core.
+
+    .venv/bin/python -m bench.load [--duration 10] [--warmup 3] [--connections 16] [--workers 3]
+                                   [--growth] [--scale-out] [--no-profile] [--only PATH ...]
+
+Recreates the database idp_bench, migrates it, runs `bootstrap` (an RS256-2048 signing key), seeds users and
+clients (bench/seed.py), starts `gunicorn idp.wsgi` with sync workers under `taskset -c 0`, and for each path runs
+wrk (bench/load.lua) under `taskset -c 1`: a warm-up, then a measured run. Single-use values (refresh tokens,
+authorization codes) are minted just before the run that spends them, each sent once. Local token verification
+in the resource-server toolkit runs in one process pinned to core 1 (bench/verify.py). Then, unless --no-profile,
+each path is run in-process for its SQL query count and time, and the token paths under cProfile
+(bench/profiling.py). --growth and --scale-out add the stages of bench/stages.py.
+
+Prints the Markdown table and writes var/bench/results-<timestamp>.json and .md; the logs of every process are in
+var/bench/run-<timestamp>/. Exit status: 0 clean, 2 if any request failed or answered non-2xx (with a banner),
+3 if the harness itself failed, 130 on Ctrl-C. Every process it started and the database are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import select
+import shlex
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import procs, report
+from bench.procs import GUNICORN, PYTHON, ROOT, BenchError, Started, Supervisor
+from bench.wrk import Load, Phase, drive, problems
+
+POSTGRES = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+DATABASE = "idp_bench"
+VAR = ROOT / "var" / "bench"
+FORM = "application/x-www-form-urlencoded"
+PATHS = ("discovery", "jwks", "client_credentials", "introspection", "userinfo", "refresh_token",
+         "authorization_code", "password_login", "toolkit_verify")
+MAX_CODE_SECONDS = 45  # codes live 60 s (AUTHORIZATION_CODE_EXPIRE_SECONDS); they are minted just before the run
+SIGN_IN_USERS = 32
+# Settings the run decides; inherited values would make it measure some other configuration.
+_OWN_ENVIRONMENT = ("IDP_", "DATABASE_", "REDIS_URL", "SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR", "DEBUG", "LOG_LEVEL",
+                    "DJANGO_SETTINGS_MODULE")
+
+
+# --- Processes of the run. ---------------------------------------------------------------------------------------
+
+
+def server_env(issuer: str, *, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The IdP's environment: the bench database, a loopback issuer (dev secrets in var/bench), metrics files."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(_OWN_ENVIRONMENT)}
+    metrics = VAR / f"prometheus-{name}"
+    metrics.mkdir(parents=True, exist_ok=True)
+    for stale in metrics.iterdir():  # prometheus_client's multiprocess files must start empty
+        stale.unlink()
+    env.update(DJANGO_SETTINGS_MODULE="idp.settings", DATABASE_URL=f"{POSTGRES}/{DATABASE}", IDP_ISSUER=issuer,
+               IDP_VAR_DIR=str(VAR), PROMETHEUS_MULTIPROC_DIR=str(metrics), **(extra or {}))
+    return env
+
+
+@dataclass
+class Instance:
+    """One gunicorn master and its sync workers."""
+
+    name: str
+    port: int
+    started: Started
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the master and its workers so far (workers never restart during a run)."""
+        pid = self.started.process.pid
+        return sum(procs.cpu_seconds(each) for each in [pid, *procs.children(pid)])
+
+    def worker_rss(self) -> list[float]:
+        return [rss for pid in procs.children(self.started.process.pid) if (rss := procs.rss_mib(pid)) is not None]
+
+
+def start_instance(supervisor: Supervisor, *, name: str, issuer: str, workers: int, cpus: str | None,
+                   port: int | None = None, extra: dict[str, str] | None = None) -> Instance:
+    port = port or procs.free_port()
+    # The workers' heartbeat files in memory, as gunicorn's documentation advises.
+    heartbeat = "/dev/shm"  # noqa: S108
+    argv = [str(GUNICORN), "idp.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--worker-class", "sync", "--worker-tmp-dir", heartbeat, "--timeout", "60", "--graceful-timeout", "5",
+            "--no-control-socket"]
+    started = supervisor.start(name, argv, env=server_env(issuer, name=name, extra=extra), cpus=cpus)
+    instance = Instance(name=name, port=port, started=started)
+    procs.wait_http_ok(f"{instance.url}/healthz", timeout=60, watch=started)
+    return instance
+
+
+class SeedHelper:
+    """bench/seed.py running with the IdP's settings, answering one JSON command at a time."""
+
+    def __init__(self, supervisor: Supervisor, env: dict[str, str]) -> None:
+        read_fd, write_fd = os.pipe()
+        self.entry = supervisor.start("seed", [str(PYTHON), "-m", "bench.seed", str(write_fd)], env=env,
+                                      stdin=subprocess.PIPE, pass_fds=(write_fd,))
+        os.close(write_fd)
+        self.answers = os.fdopen(read_fd, "r")
+        self._read(timeout=120)
+
+    def _read(self, *, timeout: float) -> dict:
+        ready, _, _ = select.select([self.answers], [], [], timeout)
+        if not ready:
+            raise BenchError(f"bench/seed.py did not answer within {timeout:.0f} s; see {self.entry.log}")
+        line = self.answers.readline()
+        if not line:
+            raise BenchError(f"bench/seed.py exited; see {self.entry.log}")
+        return json.loads(line)
+
+    def call(self, command: str, *, timeout: float = 600, **arguments):
+        stdin = self.entry.process.stdin
+        stdin.write((json.dumps({"command": command, **arguments}) + "\n").encode())
+        stdin.flush()
+        answer = self._read(timeout=timeout)
+        if not answer.get("ok"):
+            raise BenchError(f"bench/seed.py {command} failed:\n{answer.get('error')}")
+        return answer["result"]
+
+
+# --- HTTP from the harness itself (set-up only, never measured). ----------------------------------------------
+
+
+def basic(client: dict) -> str:
+    # RFC 6749 §2.3.1: id and secret form-encoded, joined by a colon, Base64-encoded.
+    raw = f"{urllib.parse.quote(client['client_id'])}:{urllib.parse.quote(client['client_secret'])}"
+    return "Basic " + base64.b64encode(raw.encode()).decode()
+
+
+def http(url: str, *, data: dict | str | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+    """One request; returns (status, headers, body) without raising for 4xx/5xx."""
+    body = urllib.parse.urlencode(data).encode() if isinstance(data, dict) else data.encode() if data else None
+    request = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body else "GET")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback http only
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def token_request(url: str, client: dict, data: dict) -> dict:
+    status, _, body = http(f"{url}/o/token/", data=data, headers={"Authorization": basic(client),
+                                                                  "Content-Type": FORM})
+    if status != 200:
+        raise BenchError(f"token request {data.get('grant_type')} answered {status}: {body[:300]!r}")
+    return json.loads(body)
+
+
+def csrf_pair(url: str) -> tuple[str, str]:
+    """A CSRF cookie value and its matching token from GET /api/auth/csrf."""
+    status, headers, body = http(f"{url}/api/auth/csrf")
+    cookie = headers.get("Set-Cookie", "")
+    if status != 200 or "csrftoken=" not in cookie:
+        raise BenchError(f"GET /api/auth/csrf answered {status} without a CSRF cookie")
+    return cookie.split("csrftoken=", 1)[1].split(";", 1)[0], json.loads(body)["csrfToken"]
+
+
+# --- One run. ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    args: argparse.Namespace
+    supervisor: Supervisor
+    seed: SeedHelper | None = None
+    setup: dict = field(default_factory=dict)
+    password: str = ""
+    instances: list[Instance] = field(default_factory=list)
+    rate_hint: float = 1500.0  # token-endpoint req/s used to size pools of single-use values
+
+    @property
+    def run_dir(self) -> Path:
+        return self.supervisor.run_dir
+
+    def worker_rss_max(self) -> float | None:
+        sizes = [size for instance in self.instances for size in instance.worker_rss()]
+        return round(max(sizes), 1) if sizes else None
+
+    def pool_size(self, seconds: float) -> int:
+        """Single-use values for `seconds` of load: twice the fastest token rate seen, never fewer than 500."""
+        return min(60_000, max(500, int(2 * self.rate_hint * seconds)))
+
+    def user_access_token(self, url: str) -> str:
+        """A fresh user access token (openid, profile, email, roles) from a real code exchange."""
+        path = self.run_dir / "codes-for-user-token.txt"
+        self.seed.call("mint_codes", count=1, path=str(path))
+        token = token_request(url, self.setup["relying_party"], {
+            "grant_type": "authorization_code", "code": path.read_text().strip(),
+            "redirect_uri": self.setup["redirect_uri"], "code_verifier": self.setup["code_verifier"]})
+        return token["access_token"]
+
+    def mint(self, command: str) -> Callable[[int, str], list[str]]:
+        def pool(count: int, label: str) -> list[str]:
+            path = self.run_dir / f"pool-{label}.txt"
+            self.seed.call(command, count=count, path=str(path))
+            return path.read_text().split()
+
+        return pool
+
+
+def phase_for(run: Run, name: str, url: str) -> tuple[Phase, Callable[[int, str], list[str]] | None]:
+    """The requests of one path, and the minting function of its single-use values (None when it has none)."""
+    setup = run.setup
+    form = {"Content-Type": FORM}
+    if name == "discovery":
+        return Phase(name, "GET", "/.well-known/openid-configuration"), None
+    if name == "jwks":
+        return Phase(name, "GET", "/.well-known/jwks.json"), None
+    if name == "client_credentials":
+        return Phase(name, "POST", "/o/token/", {"Authorization": basic(setup["service"]), **form},
+                     "grant_type=client_credentials"), None
+    if name == "introspection":
+        body = urllib.parse.urlencode({"token": run.user_access_token(url), "token_type_hint": "access_token"})
+        return Phase(name, "POST", "/o/introspect/", {"Authorization": basic(setup["relying_party"]), **form},
+                     body), None
+    if name == "userinfo":
+        return Phase(name, "GET", "/o/userinfo/", {"Authorization": f"Bearer {run.user_access_token(url)}"}), None
+    if name == "refresh_token":
+        return Phase(name, "POST", "/o/token/", {"Authorization": basic(setup["relying_party"]), **form},
+                     "grant_type=refresh_token&refresh_token={{VALUE}}", values=[], mode="consume"), \
+            run.mint("mint_refresh_tokens")
+    if name == "authorization_code":
+        body = urllib.parse.urlencode({"grant_type": "authorization_code", "redirect_uri": setup["redirect_uri"],
+                                       "code_verifier": setup["code_verifier"]}) + "&code={{VALUE}}"
+        return Phase(name, "POST", "/o/token/", {"Authorization": basic(setup["relying_party"]), **form}, body,
+                     values=[], mode="consume"), run.mint("mint_codes")
+    if name == "password_login":
+        cookie, token = csrf_pair(url)
+        body = '{"username": "{{VALUE}}", "password": "' + run.password + '"}'
+        return Phase(name, "POST", "/api/auth/login", {"Content-Type": "application/json", "X-CSRFToken": token,
+                                                       "Cookie": f"csrftoken={cookie}"}, body,
+                     values=list(setup["users"]), mode="cycle"), None
+    raise BenchError(f"unknown path {name}")
+
+
+def measure(run: Run, name: str, url: str, load: Load, *, duration: float | None = None, note: str = "") -> dict:
+    """Warm-up, then the measured wrk run of one path against `url`; the row of the table."""
+    args = run.args
+    duration = duration or args.duration
+    phase, pool = phase_for(run, name, url)
+    warm_values = pool(run.pool_size(args.warmup), f"{name}-warmup") if pool else None
+    warm = drive(run.supervisor, url, phase, load, seconds=args.warmup, label=f"{name}-warmup", values=warm_values)
+    if name == "authorization_code":
+        duration = min(duration, MAX_CODE_SECONDS)
+    values = pool(run.pool_size(duration), name) if pool else None
+    cpu_before = sum(instance.cpu_seconds() for instance in run.instances)
+    result = drive(run.supervisor, url, phase, load, seconds=duration, label=name, values=values)
+    server_cpu = sum(instance.cpu_seconds() for instance in run.instances) - cpu_before
+    latency = result["latency_us"]
+    row = {
+        "path": name, "rps": round(result["rps"], 1), "requests": result["requests"],
+        "p50_ms": latency["p50"] / 1000, "p90_ms": latency["p90"] / 1000, "p99_ms": latency["p99"] / 1000,
+        "max_ms": latency["max"] / 1000, "socket_errors": result["socket_errors"], "non2xx": result["non2xx"],
+        "statuses": result["statuses"], "problems": problems(result), "warmup_problems": problems(warm),
+        "rss_max_mib": run.worker_rss_max(), "seconds": duration, "target_rps": report.TARGET_RPS.get(name),
+        # Of one core: 100 means the IdP kept its pinned core busy the whole run (wrk's start-up included).
+        "server_cpu_percent": round(100 * server_cpu / (result["duration_us"] / 1e6), 1),
+        "wrk_cpu_percent": result["wrk_cpu_percent"],
+    }
+    row["misses"] = report.verdict(row)
+    if name == "client_credentials":
+        run.rate_hint = max(200.0, result["rps"])
+    print(f"  {name + note:<36} {row['rps']:>9,.0f} req/s  p99 {row['p99_ms']:>7.1f} ms  IdP CPU "
+          f"{row['server_cpu_percent']:>5.1f}%  wrk CPU {row['wrk_cpu_percent']:>5.1f}%  "
+          f"{'; '.join(row['problems'] + row['warmup_problems']) or 'clean'}", flush=True)
+    return row
+
+
+def toolkit_row(run: Run, url: str) -> dict:
+    """Local verification of client-credentials tokens with the toolkit, one process pinned to wrk's core."""
+    tokens = [token_request(url, run.setup["service"], {"grant_type": "client_credentials"})["access_token"]
+              for _ in range(64)]
+    path = run.run_dir / "toolkit-tokens.txt"
+    path.write_text("\n".join(tokens) + "\n")
+    output = run.supervisor.run(
+        "toolkit-verify", [str(PYTHON), "-m", "bench.verify", "--issuer", url, "--audience",
+                           run.setup["service_audience"], "--tokens", str(path), "--duration", str(run.args.duration),
+                           "--warmup", str(run.args.warmup)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cpus=run.args.wrk_cpus, timeout=run.args.duration + 120)
+    result = json.loads(output.strip().splitlines()[-1])
+    row = {"path": "toolkit_verify", "rps": result["per_second"], "requests": result["verifications"],
+           "p50_ms": result["latency_us"]["p50"] / 1000, "p90_ms": result["latency_us"]["p90"] / 1000,
+           "p99_ms": result["latency_us"]["p99"] / 1000, "max_ms": result["latency_us"]["max"] / 1000,
+           "socket_errors": 0, "non2xx": 0, "statuses": "", "problems": [], "warmup_problems": [],
+           "rss_max_mib": None, "seconds": result["seconds"], "target_rps": report.TARGET_RPS["toolkit_verify"]}
+    row["misses"] = report.verdict(row)
+    print(f"  {'toolkit_verify':<36} {row['rps']:>9,.0f} tokens/s  p99 {row['p99_ms'] * 1000:.0f} µs", flush=True)
+    return row
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10, help="measured seconds per path (default 10)")
+    parser.add_argument("--warmup", type=float, default=3, help="warm-up seconds per path (default 3)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers on the server core")
+    parser.add_argument("--server-cpus", default="0", help="taskset list for gunicorn (default 0)")
+    parser.add_argument("--wrk-cpus", default="1", help="taskset list for wrk and the toolkit (default 1)")
+    parser.add_argument("--only", nargs="+", choices=PATHS, help="measure only these paths")
+    parser.add_argument("--no-profile", action="store_true", help="skip the in-process query counts and cProfile")
+    parser.add_argument("--profile-requests", type=int, default=200)
+    parser.add_argument("--growth", action="store_true",
+                        help="also compare 10,000 and 1,000,000 stored tokens, and audit events (bench/stages.py)")
+    parser.add_argument("--growth-rows", type=int, default=1_000_000, help="stored access tokens, large case")
+    parser.add_argument("--audit-events", type=int, default=1_000_000, help="audit events, large case")
+    parser.add_argument("--scale-out", action="store_true",
+                        help="also run two instances behind nginx sharing PostgreSQL and Redis (bench/stages.py)")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    results: dict = {"started": started, "command": shlex.join(["python", "-m", "bench.load", *sys.argv[1:]]),
+                     "config": {"duration": args.duration, "warmup": args.warmup, "connections": args.connections,
+                                "wrk_threads": args.wrk_threads, "workers": args.workers,
+                                "server_cpus": args.server_cpus, "wrk_cpus": args.wrk_cpus,
+                                "postgresql_pinned": False}}
+    run_dir = VAR / f"run-{started.replace(':', '').replace('-', '')}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(run_dir)
+    procs.terminate_on_signals()
+    status = 0
+    try:
+        for tool in ("taskset", "wrk", *(["nginx"] if args.scale_out else [])):
+            procs.tool_path(tool)
+        if len(os.sched_getaffinity(0)) < 2:
+            raise BenchError("the benchmark needs two cores: one for the IdP, one for the load generator")
+        results["machine"] = report.machine(procs.postgres_settings(POSTGRES))
+        print(f"Machine: {results['machine']}\nLogs: {run_dir}\nPostgreSQL runs unpinned (a system service).",
+              flush=True)
+        execute(Run(args=args, supervisor=supervisor), results)
+    except KeyboardInterrupt:
+        results.setdefault("fatal", []).append("interrupted")
+        status = 130
+    except BenchError as error:
+        results.setdefault("fatal", []).append(str(error))
+        print(f"\nbench failed: {error}", file=sys.stderr)
+        status = 3
+    finally:
+        procs.ignore_signals()
+        supervisor.stop_all()
+        try:
+            procs.database_drop(POSTGRES, DATABASE)
+        except Exception as error:  # noqa: BLE001 - report it; the run's numbers are still worth writing down
+            print(f"could not drop {DATABASE}: {error}", file=sys.stderr)
+    results.setdefault("machine", {}).update(load_average_after=procs.load_average())
+    if "cpu" in results["machine"]:
+        json_path, md_path = report.save(results, VAR)
+        print("\n" + report.markdown(results))
+        print(f"Results: {json_path}\n         {md_path}")
+    problems_found = report.failures(results)
+    if problems_found:
+        message = report.banner(problems_found)
+        print(message)
+        print(message, file=sys.stderr)
+        status = status or 2
+    elif status == 130:
+        print("\nInterrupted: every process and the database were removed; the numbers above are partial.")
+    return status
+
+
+def execute(run: Run, results: dict) -> None:
+    """Set up the database and the server, measure every path, then the optional stages."""
+    from bench import stages
+
+    args, supervisor = run.args, run.supervisor
+    procs.database_recreate(POSTGRES, DATABASE)
+    port = procs.free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    env = server_env(issuer, name="manage")
+    supervisor.run("migrate", [str(PYTHON), "manage.py", "migrate", "--noinput"], env=env, timeout=600)
+    supervisor.run("bootstrap", [str(PYTHON), "manage.py", "bootstrap"], env=env, timeout=300)
+    run.seed = SeedHelper(supervisor, env)
+    run.password = "bench-" + base64.urlsafe_b64encode(os.urandom(18)).decode()
+    run.setup = run.seed.call("setup", users=SIGN_IN_USERS, password=run.password)
+    server = start_instance(supervisor, name="idp", issuer=issuer, workers=args.workers, cpus=args.server_cpus,
+                            port=port)
+    run.instances = [server]
+    load = Load(connections=args.connections, threads=args.wrk_threads, cpus=args.wrk_cpus)
+    print(f"\nMeasuring {server.url}: {args.workers} sync workers on core {args.server_cpus}, wrk on core "
+          f"{args.wrk_cpus}, {args.connections} connections, {args.warmup:g} s warm-up + {args.duration:g} s each",
+          flush=True)
+    rows = results["rows"] = []
+    for name in args.only or PATHS:
+        rows.append(toolkit_row(run, server.url) if name == "toolkit_verify" else measure(run, name, server.url, load))
+        time.sleep(1)
+    results["worker_rss_after_run_mib"] = [round(size, 1) for size in server.worker_rss()]
+    if not args.no_profile:
+        print("\nProfiling in-process (query counts, medians, cProfile of the token paths)...", flush=True)
+        host = f"127.0.0.1:{server.port}"
+        results["profile"] = run.seed.call("profile", host=host, setup=run.setup, password=run.password,
+                                           requests=args.profile_requests, out_dir=str(run.run_dir), timeout=1800)
+        for name, entry in results["profile"].items():
+            shares = entry.get("profile", {}).get("shares_percent", {})
+            print(f"  {name:<20} {entry['queries']:>3} queries  {entry['median_ms']:>7.2f} ms  {shares or ''}")
+    if args.growth:
+        results["growth"] = stages.growth(run, server, load)
+    if args.scale_out:
+        supervisor.stop(server.started)
+        run.instances = []
+        results["scale_out"] = stages.scale_out(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
