@@ -39,3 +39,9 @@ def event_hash(event) -> str:
     """The hex HMAC-SHA256 of the event's canonical fields, which include the previous event's hash."""
     message = json.dumps(canonical_fields(event), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hmac.new(_chain_key(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def head_mac(*, last_seq: int, last_hash: str, anchor_seq: int, anchor_hash: str) -> str:
+    """The hex HMAC-SHA256 that seals the chain head's position, so that it cannot be rewound without the key."""
+    message = f"head\x00{last_seq}\x00{last_hash}\x00{anchor_seq}\x00{anchor_hash}".encode()
+    return hmac.new(_chain_key(), message, hashlib.sha256).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -71,6 +72,17 @@ def _deleted(first: int, last: int, where: str = "") -> str:
     return f"{span} deleted{where}"
 
 
+def _head_sealed(head: ChainHead) -> bool:
+    # Only a head no event was ever written through may be unsealed: the migration creates it that way.
+    pristine = (head.last_seq, head.anchor_seq, head.last_hash, head.anchor_hash) == (
+        0, 1, chain.GENESIS_HASH, chain.GENESIS_HASH)
+    if pristine and not head.mac:
+        return True
+    expected = chain.head_mac(last_seq=head.last_seq, last_hash=head.last_hash, anchor_seq=head.anchor_seq,
+                              anchor_hash=head.anchor_hash)
+    return hmac.compare_digest(head.mac, expected)
+
+
 def _walk(head: ChainHead, chunk_size: int) -> ChainReport:
     expected_seq = head.anchor_seq
     expected_prev = head.anchor_hash
@@ -78,6 +90,10 @@ def _walk(head: ChainHead, chunk_size: int) -> ChainReport:
 
     def broken(problem: str) -> ChainReport:
         return ChainReport(count=count, first_seq=head.anchor_seq, last_seq=expected_seq - 1, problem=problem)
+
+    if not _head_sealed(head):
+        # Rewound to hide the newest events, or re-anchored to hide the oldest, by someone without the chain key.
+        return broken("the chain head was altered: its seal does not match (events may have been removed)")
 
     rows = _events_up_to(head.last_seq, chunk_size)
     event = next(rows, None)
@@ -155,7 +171,11 @@ def _reanchor(head: ChainHead, start: int) -> int:
         anchor_seq, anchor_hash = head.last_seq + 1, head.last_hash
     else:
         anchor_seq, anchor_hash = first
-    ChainHead.objects.filter(pk=1).update(anchor_seq=anchor_seq, anchor_hash=anchor_hash)
+    ChainHead.objects.filter(pk=1).update(
+        anchor_seq=anchor_seq, anchor_hash=anchor_hash,
+        mac=chain.head_mac(last_seq=head.last_seq, last_hash=head.last_hash, anchor_seq=anchor_seq,
+                           anchor_hash=anchor_hash),
+    )
     return anchor_seq
 
 

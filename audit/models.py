@@ -83,6 +83,9 @@ class ChainHead(models.Model):
     # After `audit prune`, the first remaining event's seq and prev_hash become the anchor `audit verify` starts at.
     anchor_seq = models.BigIntegerField(default=1)
     anchor_hash = models.CharField(max_length=64)
+    # HMAC of the four fields above (audit/chain.py head_mac): rewinding the head to hide the newest events, or
+    # moving the anchor to hide the oldest, needs the chain key, not just write access to the database.
+    mac = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:
         return f"audit chain at #{self.last_seq}"

@@ -48,11 +48,11 @@ def scrub(value: Any, key: str = "") -> Any:
 
 _EVENT_COLUMNS = ("seq", "created_at", "type", "outcome", "user_id", "username", "client_id", "ip", "user_agent",
                   "reason", "detail", "prev_hash", "hash")
-_PG_LOCK_HEAD = "SELECT last_seq, last_hash FROM audit_chainhead WHERE id = 1 FOR UPDATE"
+_PG_LOCK_HEAD = "SELECT last_seq, last_hash, anchor_seq, anchor_hash FROM audit_chainhead WHERE id = 1 FOR UPDATE"
 # One statement moves the head and appends the event (a data-modifying CTE), saving a round trip per event.
 # Built from the constant column list above, never from input.
 _PG_APPEND = (
-    "WITH moved AS (UPDATE audit_chainhead SET last_seq = %s, last_hash = %s WHERE id = 1) "  # noqa: S608
+    "WITH moved AS (UPDATE audit_chainhead SET last_seq = %s, last_hash = %s, mac = %s WHERE id = 1) "  # noqa: S608
     f"INSERT INTO audit_event ({', '.join(_EVENT_COLUMNS)}) "
     f"VALUES ({', '.join(['%s::jsonb' if column == 'detail' else '%s' for column in _EVENT_COLUMNS])}) RETURNING id"
 )
@@ -78,10 +78,12 @@ def _store_postgresql(event: Event, connection, *, async_commit: bool) -> bool:
         head = cursor.fetchone()
         if head is None:
             return False
-        _link(event, *head)
+        last_seq, last_hash, anchor_seq, anchor_hash = head
+        _link(event, last_seq, last_hash)
+        mac = chain.head_mac(last_seq=event.seq, last_hash=event.hash, anchor_seq=anchor_seq, anchor_hash=anchor_hash)
         values = [getattr(event, column) for column in _EVENT_COLUMNS]
         values[_EVENT_COLUMNS.index("detail")] = json.dumps(event.detail)
-        cursor.execute(_PG_APPEND, [event.seq, event.hash, *values])
+        cursor.execute(_PG_APPEND, [event.seq, event.hash, mac, *values])
         event.pk = cursor.fetchone()[0]
     event._state.adding = False
     event._state.db = connection.alias
@@ -115,7 +117,11 @@ def _store(event: Event, *, duplicates: QuerySet[Event] | None = None) -> bool:
             return False
         _link(event, head.last_seq, head.last_hash)
         event.save(force_insert=True)
-        ChainHead.objects.filter(pk=1).update(last_seq=event.seq, last_hash=event.hash)
+        ChainHead.objects.filter(pk=1).update(
+            last_seq=event.seq, last_hash=event.hash,
+            mac=chain.head_mac(last_seq=event.seq, last_hash=event.hash, anchor_seq=head.anchor_seq,
+                               anchor_hash=head.anchor_hash),
+        )
     return True
 
 

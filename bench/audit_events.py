@@ -98,7 +98,7 @@ def _rechain() -> float:
     """Give every loaded event its real keyed hash and link, so that `audit verify` passes on the whole table."""
     from django.db import connection
 
-    from audit.chain import GENESIS_HASH, event_hash
+    from audit.chain import GENESIS_HASH, event_hash, head_mac
     from audit.models import Event
 
     started = time.perf_counter()
@@ -119,7 +119,10 @@ def _rechain() -> float:
         cursor.execute(
             "UPDATE audit_event e SET prev_hash = r.prev_hash, hash = r.hash FROM rechain r WHERE e.id = r.id"
         )
-        cursor.execute("UPDATE audit_chainhead SET last_hash = %s WHERE id = 1", [previous])
+        cursor.execute("SELECT last_seq, anchor_seq, anchor_hash FROM audit_chainhead WHERE id = 1")
+        last_seq, anchor_seq, anchor_hash = cursor.fetchone()
+        cursor.execute("UPDATE audit_chainhead SET last_hash = %s, mac = %s WHERE id = 1", [
+            previous, head_mac(last_seq=last_seq, last_hash=previous, anchor_seq=anchor_seq, anchor_hash=anchor_hash)])
         cursor.execute("DROP TABLE rechain")
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE audit_event")

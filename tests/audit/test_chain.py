@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit import events
-from audit.chain import GENESIS_HASH
+from audit.chain import GENESIS_HASH, head_mac
 from audit.integrity import chain_verify
 from audit.models import ChainHead, Event
 from audit.services import event_record
@@ -35,6 +35,14 @@ def forge(seq: int, prev_hash: str) -> Event:
     # The ORM may add rows; only event_record knows the chain key, so a forger's hash cannot be right.
     return Event.objects.create(seq=seq, created_at=timezone.now(), type=events.LOGIN_SUCCEEDED,
                                 outcome=events.SUCCESS, username="mallory", prev_hash=prev_hash, hash="f" * 64)
+
+
+def move_head(**fields) -> None:
+    """Change the chain head as only someone holding the chain key could (it reseals it), to test the walk."""
+    ChainHead.objects.filter(pk=1).update(**fields)
+    head = ChainHead.objects.get(pk=1)
+    ChainHead.objects.filter(pk=1).update(mac=head_mac(last_seq=head.last_seq, last_hash=head.last_hash,
+                                                       anchor_seq=head.anchor_seq, anchor_hash=head.anchor_hash))
 
 
 def verify() -> str:
@@ -82,7 +90,7 @@ def test_an_event_inserted_in_the_middle_is_reported_even_when_later_events_are_
     for seq in range(6, 2, -1):  # make room at #3, highest first so the unique index never clashes
         raw("UPDATE TABLE SET seq = seq + 1 WHERE seq = %s", [seq])
     forge(3, prev_hash=Event.objects.get(seq=2).hash)
-    ChainHead.objects.filter(pk=1).update(last_seq=7)
+    move_head(last_seq=7)  # even a forger who could reseal the head is caught by the links
 
     assert verify_error() == "audit chain broken: an event was inserted before #3"
 
@@ -139,7 +147,7 @@ def test_the_first_of_several_problems_is_the_one_reported():
 @pytest.mark.django_db
 def test_a_replaced_anchor_is_reported_as_a_broken_link():
     record(3)
-    ChainHead.objects.filter(pk=1).update(anchor_hash="a" * 64)
+    move_head(anchor_hash="a" * 64)
 
     assert verify_error() == "audit chain broken: event #1 does not link to the chain's anchor"
 
@@ -147,7 +155,7 @@ def test_a_replaced_anchor_is_reported_as_a_broken_link():
 @pytest.mark.django_db
 def test_a_chain_head_pointing_past_the_last_hash_is_reported():
     record(3)
-    ChainHead.objects.filter(pk=1).update(last_hash=GENESIS_HASH)
+    move_head(last_hash=GENESIS_HASH)
 
     assert verify_error() == "audit chain broken: the last event #3 does not match the chain head"
 
@@ -189,3 +197,24 @@ def test_concurrent_writers_on_postgresql_leave_a_contiguous_verifiable_chain():
     assert failures == []
     assert list(Event.objects.order_by("seq").values_list("seq", flat=True)) == list(range(1, total + 1))
     assert verify() == f"audit chain intact: {total} events from #1 to #{total}"
+
+
+@pytest.mark.django_db
+def test_rewinding_the_chain_head_to_hide_the_newest_events_is_reported_without_the_key():
+    record(5)
+    last_kept = Event.objects.get(seq=3)
+    raw("DELETE FROM TABLE WHERE seq > %s", [3])
+    ChainHead.objects.filter(pk=1).update(last_seq=3, last_hash=last_kept.hash)  # no key: the seal stays old
+
+    assert verify_error() == (
+        "audit chain broken: the chain head was altered: its seal does not match (events may have been removed)")
+
+
+@pytest.mark.django_db
+def test_moving_the_anchor_to_hide_the_oldest_events_is_reported_without_the_key():
+    record(5)
+    third = Event.objects.get(seq=3)
+    raw("DELETE FROM TABLE WHERE seq < %s", [3])
+    ChainHead.objects.filter(pk=1).update(anchor_seq=3, anchor_hash=third.prev_hash)
+
+    assert "the chain head was altered" in verify_error()
