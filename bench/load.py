@@ -1,6 +1,6 @@
 """`make bench`: the IdP under gunicorn pinned to one core with PostgreSQL, loaded by wrk from the other core.
 
-    .venv/bin/python -m bench.load [--duration 10] [--warmup 3] [--connections 16] [--workers 3]
+    .venv/bin/python -m bench.load [--duration 10] [--warmup 3] [--connections 16] [--workers 2]
                                    [--growth] [--scale-out] [--no-profile] [--only PATH ...]
 
 Recreates the database idp_bench, migrates it, runs `bootstrap` (an RS256-2048 signing key), seeds users and
@@ -20,159 +20,37 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import json
 import os
-import select
 import shlex
-import subprocess
+import shutil
 import sys
 import time
+import traceback
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import procs, report
-from bench.procs import GUNICORN, PYTHON, ROOT, BenchError, Started, Supervisor
+from bench.calls import FORM, basic, csrf_pair, token_request
+from bench.procs import PYTHON, ROOT, BenchError, Supervisor
+from bench.server import DATABASE, POSTGRES, VAR, Instance, SeedHelper, server_env, start_instance
 from bench.wrk import Load, Phase, drive, problems
 
-POSTGRES = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432").rstrip("/")
-DATABASE = "idp_bench"
-VAR = ROOT / "var" / "bench"
-FORM = "application/x-www-form-urlencoded"
 PATHS = ("discovery", "jwks", "client_credentials", "introspection", "userinfo", "refresh_token",
          "authorization_code", "password_login", "toolkit_verify")
 MAX_CODE_SECONDS = 45  # codes live 60 s (AUTHORIZATION_CODE_EXPIRE_SECONDS); they are minted just before the run
 SIGN_IN_USERS = 32
-# Settings the run decides; inherited values would make it measure some other configuration.
-_OWN_ENVIRONMENT = ("IDP_", "DATABASE_", "REDIS_URL", "SECRET_KEY", "PROMETHEUS_MULTIPROC_DIR", "DEBUG", "LOG_LEVEL",
-                    "DJANGO_SETTINGS_MODULE")
 
-
-# --- Processes of the run. ---------------------------------------------------------------------------------------
-
-
-def server_env(issuer: str, *, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The IdP's environment: the bench database, a loopback issuer (dev secrets in var/bench), metrics files."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(_OWN_ENVIRONMENT)}
-    metrics = VAR / f"prometheus-{name}"
-    metrics.mkdir(parents=True, exist_ok=True)
-    for stale in metrics.iterdir():  # prometheus_client's multiprocess files must start empty
-        stale.unlink()
-    env.update(DJANGO_SETTINGS_MODULE="idp.settings", DATABASE_URL=f"{POSTGRES}/{DATABASE}", IDP_ISSUER=issuer,
-               IDP_VAR_DIR=str(VAR), PROMETHEUS_MULTIPROC_DIR=str(metrics), **(extra or {}))
-    return env
-
-
-@dataclass
-class Instance:
-    """One gunicorn master and its sync workers."""
-
-    name: str
-    port: int
-    started: Started
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def cpu_seconds(self) -> float:
-        """CPU time of the master and its workers so far (workers never restart during a run)."""
-        pid = self.started.process.pid
-        return sum(procs.cpu_seconds(each) for each in [pid, *procs.children(pid)])
-
-    def worker_rss(self) -> list[float]:
-        return [rss for pid in procs.children(self.started.process.pid) if (rss := procs.rss_mib(pid)) is not None]
-
-
-def start_instance(supervisor: Supervisor, *, name: str, issuer: str, workers: int, cpus: str | None,
-                   port: int | None = None, extra: dict[str, str] | None = None) -> Instance:
-    port = port or procs.free_port()
-    # The workers' heartbeat files in memory, as gunicorn's documentation advises.
-    heartbeat = "/dev/shm"  # noqa: S108
-    argv = [str(GUNICORN), "idp.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--worker-class", "sync", "--worker-tmp-dir", heartbeat, "--timeout", "60", "--graceful-timeout", "5",
-            "--no-control-socket"]
-    started = supervisor.start(name, argv, env=server_env(issuer, name=name, extra=extra), cpus=cpus)
-    instance = Instance(name=name, port=port, started=started)
-    procs.wait_http_ok(f"{instance.url}/healthz", timeout=60, watch=started)
-    return instance
-
-
-class SeedHelper:
-    """bench/seed.py running with the IdP's settings, answering one JSON command at a time."""
-
-    def __init__(self, supervisor: Supervisor, env: dict[str, str]) -> None:
-        read_fd, write_fd = os.pipe()
-        self.entry = supervisor.start("seed", [str(PYTHON), "-m", "bench.seed", str(write_fd)], env=env,
-                                      stdin=subprocess.PIPE, pass_fds=(write_fd,))
-        os.close(write_fd)
-        self.answers = os.fdopen(read_fd, "r")
-        self._read(timeout=120)
-
-    def _read(self, *, timeout: float) -> dict:
-        ready, _, _ = select.select([self.answers], [], [], timeout)
-        if not ready:
-            raise BenchError(f"bench/seed.py did not answer within {timeout:.0f} s; see {self.entry.log}")
-        line = self.answers.readline()
-        if not line:
-            raise BenchError(f"bench/seed.py exited; see {self.entry.log}")
-        return json.loads(line)
-
-    def call(self, command: str, *, timeout: float = 600, **arguments):
-        stdin = self.entry.process.stdin
-        stdin.write((json.dumps({"command": command, **arguments}) + "\n").encode())
-        stdin.flush()
-        answer = self._read(timeout=timeout)
-        if not answer.get("ok"):
-            raise BenchError(f"bench/seed.py {command} failed:\n{answer.get('error')}")
-        return answer["result"]
-
-
-# --- HTTP from the harness itself (set-up only, never measured). ----------------------------------------------
-
-
-def basic(client: dict) -> str:
-    # RFC 6749 §2.3.1: id and secret form-encoded, joined by a colon, Base64-encoded.
-    raw = f"{urllib.parse.quote(client['client_id'])}:{urllib.parse.quote(client['client_secret'])}"
-    return "Basic " + base64.b64encode(raw.encode()).decode()
-
-
-def http(url: str, *, data: dict | str | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
-    """One request; returns (status, headers, body) without raising for 4xx/5xx."""
-    body = urllib.parse.urlencode(data).encode() if isinstance(data, dict) else data.encode() if data else None
-    request = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body else "GET")  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback http only
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
-def token_request(url: str, client: dict, data: dict) -> dict:
-    status, _, body = http(f"{url}/o/token/", data=data, headers={"Authorization": basic(client),
-                                                                  "Content-Type": FORM})
-    if status != 200:
-        raise BenchError(f"token request {data.get('grant_type')} answered {status}: {body[:300]!r}")
-    return json.loads(body)
-
-
-def csrf_pair(url: str) -> tuple[str, str]:
-    """A CSRF cookie value and its matching token from GET /api/auth/csrf."""
-    status, headers, body = http(f"{url}/api/auth/csrf")
-    cookie = headers.get("Set-Cookie", "")
-    if status != 200 or "csrftoken=" not in cookie:
-        raise BenchError(f"GET /api/auth/csrf answered {status} without a CSRF cookie")
-    return cookie.split("csrftoken=", 1)[1].split(";", 1)[0], json.loads(body)["csrfToken"]
-
-
-# --- One run. ---------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class Run:
+    """One benchmark run: its options, processes, seeded users and clients, and the instances under load."""
+
     args: argparse.Namespace
     supervisor: Supervisor
     seed: SeedHelper | None = None
@@ -307,7 +185,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3, help="warm-up seconds per path (default 3)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--wrk-threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers on the server core")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="gunicorn sync workers per instance (default 2: best on one core, see bench/README.md)")
     parser.add_argument("--server-cpus", default="0", help="taskset list for gunicorn (default 0)")
     parser.add_argument("--wrk-cpus", default="1", help="taskset list for wrk and the toolkit (default 1)")
     parser.add_argument("--only", nargs="+", choices=PATHS, help="measure only these paths")
@@ -331,6 +210,14 @@ def main(argv: list[str] | None = None) -> int:
                                 "wrk_threads": args.wrk_threads, "workers": args.workers,
                                 "server_cpus": args.server_cpus, "wrk_cpus": args.wrk_cpus,
                                 "postgresql_pinned": False}}
+    VAR.mkdir(parents=True, exist_ok=True)
+    # One run at a time: they would share the database idp_bench and the cores.
+    lock = (VAR / ".lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("Another benchmark run is in progress (var/bench/.lock); wait for it to finish.", file=sys.stderr)
+        return 3
     run_dir = VAR / f"run-{started.replace(':', '').replace('-', '')}"
     run_dir.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(run_dir)
@@ -342,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         if len(os.sched_getaffinity(0)) < 2:
             raise BenchError("the benchmark needs two cores: one for the IdP, one for the load generator")
         results["machine"] = report.machine(procs.postgres_settings(POSTGRES))
-        print(f"Machine: {results['machine']}\nLogs: {run_dir}\nPostgreSQL runs unpinned (a system service).",
-              flush=True)
+        facts = results["machine"]
+        print(f"Machine: {facts['cpu']}, {facts['cores']} cores, {facts['ram_gib']} GiB, PostgreSQL "
+              f"{facts['postgresql']} (runs unpinned: a system service), load average {facts['load_average_before']}"
+              f"\nLogs: {run_dir}", flush=True)
         execute(Run(args=args, supervisor=supervisor), results)
     except KeyboardInterrupt:
         results.setdefault("fatal", []).append("interrupted")
@@ -352,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         results.setdefault("fatal", []).append(str(error))
         print(f"\nbench failed: {error}", file=sys.stderr)
         status = 3
+    except Exception as error:  # noqa: BLE001 - a bug or a lost database: clean up, say so, exit 3
+        traceback.print_exc()
+        results.setdefault("fatal", []).append(repr(error))
+        status = 3
     finally:
         procs.ignore_signals()
         supervisor.stop_all()
@@ -359,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             procs.database_drop(POSTGRES, DATABASE)
         except Exception as error:  # noqa: BLE001 - report it; the run's numbers are still worth writing down
             print(f"could not drop {DATABASE}: {error}", file=sys.stderr)
+        tidy(run_dir)
     results.setdefault("machine", {}).update(load_average_after=procs.load_average())
     if "cpu" in results["machine"]:
         json_path, md_path = report.save(results, VAR)
@@ -373,6 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     elif status == 130:
         print("\nInterrupted: every process and the database were removed; the numbers above are partial.")
     return status
+
+
+def tidy(run_dir: Path) -> None:
+    """Remove the spent pools of codes and tokens (their database is gone) and the metrics files; keep the logs."""
+    for pattern in ("pool-*.txt", "*/values.txt", "profile-codes.txt", "profile-refresh.txt",
+                    "codes-for-user-token.txt", "toolkit-tokens.txt"):
+        for path in run_dir.glob(pattern):
+            path.unlink()
+    for metrics in VAR.glob("prometheus-*"):
+        shutil.rmtree(metrics, ignore_errors=True)
 
 
 def execute(run: Run, results: dict) -> None:
@@ -408,7 +312,8 @@ def execute(run: Run, results: dict) -> None:
                                            requests=args.profile_requests, out_dir=str(run.run_dir), timeout=1800)
         for name, entry in results["profile"].items():
             shares = entry.get("profile", {}).get("shares_percent", {})
-            print(f"  {name:<20} {entry['queries']:>3} queries  {entry['median_ms']:>7.2f} ms  {shares or ''}")
+            print(f"  {name:<20} {entry['queries']:>3} queries  {entry['median_ms']:>7.2f} ms  "
+                  f"{', '.join(f'{label} {share}%' for label, share in shares.items())}")
     if args.growth:
         results["growth"] = stages.growth(run, server, load)
     if args.scale_out:

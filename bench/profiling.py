@@ -101,6 +101,30 @@ def _shares(profile: cProfile.Profile, total: float) -> dict[str, float]:
     return shares
 
 
+def _package(filename: str) -> str:
+    """Who owns a profiled function: our app, a library (django split into django.db and the rest), or Python."""
+    if "site-packages/" in filename:
+        parts = filename.split("site-packages/", 1)[1].split("/")
+        if parts[0] == "django":
+            return "django.db (ORM, SQL compiling)" if parts[1] == "db" else "django (other)"
+        if parts[0] == "psycopg":
+            return "psycopg (incl. waiting for PostgreSQL)"
+        return parts[0]
+    for app in ("idp", "accounts", "clients", "audit"):
+        if f"/{app}/" in filename and "/lib/python" not in filename:
+            return f"{app}/ (ours)"
+    return "Python (stdlib, builtins)"
+
+
+def _by_package(profile: cProfile.Profile, total: float) -> dict[str, float]:
+    """Share of the wall time spent in each package's own code (cProfile's tottime), largest first."""
+    owned: dict[str, float] = {}
+    for (filename, _line, _name), entry in pstats.Stats(profile).stats.items():
+        owned[_package(filename)] = owned.get(_package(filename), 0.0) + entry[2]
+    ranked = sorted(owned.items(), key=lambda item: -item[1])
+    return {name: round(100 * seconds / total, 1) for name, seconds in ranked if seconds / total >= 0.01}
+
+
 def run(*, host: str, setup: dict, password: str, requests: int, out_dir: str) -> dict:
     """Query counts and in-process median milliseconds for every path; cProfile reports for the token paths."""
     from django.db import connection
@@ -146,6 +170,8 @@ def run(*, host: str, setup: dict, password: str, requests: int, out_dir: str) -
                     f"\n--- by own time ---\n{_top(profile, 'tottime', 25)}")
             (out / f"profile-{name}.txt").write_text(text)
             profile.dump_stats(str(out / f"profile-{name}.pstats"))
-            entry["profile"] = {"file": str(out / f"profile-{name}.txt"), "shares_percent": _shares(profile, total)}
+            entry["profile"] = {"file": str(out / f"profile-{name}.txt"), "ms_under_profiler": round(
+                1000 * total / requests, 2), "shares_percent": _shares(profile, total),
+                "own_time_by_package_percent": _by_package(profile, total)}
         report[name] = entry
     return report

@@ -52,6 +52,10 @@ def verdict(row: dict) -> list[str]:
     return misses
 
 
+_SHARE_KEYS = ("SQL (CursorWrapper._execute)", "RSA signing (jwt.api_jws.encode)", "audit event_record",
+               "transaction commit")
+
+
 def _settings(facts: dict) -> str:
     settings = facts.get("postgresql_settings", {})
     return ", ".join(f"{name}={value}" for name, value in settings.items() if name != "server_version")
@@ -122,8 +126,28 @@ def markdown(results: dict) -> str:
         "is the gunicorn processes' CPU time over the run, in percent of one core.",
         "",
     ]
+    if facts["load_average_before"][0] >= 1.5:
+        out += [f"**The machine was not quiet** (1-minute load average {facts['load_average_before'][0]} before the "
+                "run): other work shared the cores, so the figures are lower bounds.", ""]
     if results.get("rows"):
         out += [table(results["rows"]), ""]
+    profile = results.get("profile")
+    if profile:
+        out += ["In-process, one request at a time through Django's WSGI handler (no gunicorn, no HTTP), on the "
+                "bench database: SQL queries and median time per request (bench/profiling.py).", "",
+                "| path | queries | median ms | time share: SQL / RSA signing / audit event / commits (overlapping) |",
+                "| --- | ---: | ---: | --- |"]
+        for name, entry in profile.items():
+            shares = entry.get("profile", {}).get("shares_percent", {})
+            split = " / ".join(f"{shares.get(key, 0):.0f}%" for key in _SHARE_KEYS) if shares else "—"
+            out.append(f"| {name} | {entry['queries']} | {entry['median_ms']:.2f} | {split} |")
+        out.append("")
+        for name, entry in profile.items():
+            packages = entry.get("profile", {}).get("own_time_by_package_percent")
+            if packages:
+                top = ", ".join(f"{package} {share:.0f}%" for package, share in list(packages.items())[:6])
+                out.append(f"- {name}, own time under cProfile by package: {top}")
+        out.append("")
     growth = results.get("growth")
     if growth:
         out += ["Growth:", ""]

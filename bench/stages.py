@@ -20,10 +20,17 @@ import pwd
 import re
 import shutil
 import subprocess
+from typing import TYPE_CHECKING
 
 from bench import procs
+from bench.calls import csrf_pair, http
 from bench.procs import PYTHON, BenchError
+from bench.server import DATABASE, POSTGRES, start_instance
 from bench.wrk import Load
+
+if TYPE_CHECKING:
+    from bench.load import Run
+    from bench.server import Instance
 
 GROWTH_PATHS = ("client_credentials", "introspection")
 SCALE_PATHS = ("client_credentials", "jwks")
@@ -35,8 +42,9 @@ def _problems(row: dict) -> list[str]:
     return row["problems"] + [f"warm-up: {problem}" for problem in row["warmup_problems"]]
 
 
-def growth(run, server, load: Load) -> dict:
-    from bench.load import DATABASE, POSTGRES, measure
+def growth(run: Run, server: Instance, load: Load) -> dict:
+    """Token-path throughput at 10,000 and at --growth-rows stored access tokens, and the audit pages' ratios."""
+    from bench.load import measure
 
     print("\nGrowth: token endpoint with 10,000 and with 1,000,000 stored access tokens", flush=True)
     out: dict = {"token_paths": {}, "problems": {}}
@@ -65,7 +73,7 @@ def growth(run, server, load: Load) -> dict:
     return out
 
 
-def _audit_pages(run, events: int) -> dict[str, float]:
+def _audit_pages(run: Run, events: int) -> dict[str, float]:
     output = run.supervisor.run(
         f"audit-events-{events}", [str(PYTHON), "bench/audit_events.py", "--events", str(events), "--runs", "3"],
         env={**os.environ}, timeout=3600)
@@ -79,7 +87,7 @@ def _audit_pages(run, events: int) -> dict[str, float]:
     return pages
 
 
-def audit_growth(run) -> dict:
+def audit_growth(run: Run) -> dict:
     """The audit admin's median page times at 10,000 and at 1,000,000 events (bench/audit_events.py), as ratios."""
     large_events = run.args.audit_events
     print(f"  audit admin pages with {AUDIT_SMALL:,} and {large_events:,} events (bench/audit_events.py)...",
@@ -99,7 +107,7 @@ def audit_growth(run) -> dict:
 # --- Scale-out. ---------------------------------------------------------------------------------------------
 
 
-def nginx_start(run, name: str, upstreams: list[int], port: int | None = None):
+def nginx_start(run: Run, name: str, upstreams: list[int], port: int | None = None) -> tuple[int, procs.Started]:
     """Debian's nginx on a loopback port, round robin over the given gunicorn ports; returns (port, process)."""
     port = port or procs.free_port()
     prefix = run.run_dir / name
@@ -144,18 +152,14 @@ http {{
 
 
 def _login(url: str, cookie: str, token: str, username: str, password: str) -> tuple[int, str]:
-    from bench.load import http
-
     status, headers, _ = http(f"{url}/api/auth/login", data=json.dumps({"username": username, "password": password}),
                               headers={"Content-Type": "application/json", "X-CSRFToken": token,
                                        "Cookie": f"csrftoken={cookie}"})
     return status, headers.get("X-Bench-Upstream", "")
 
 
-def lockout_demo(run, url: str, upstreams: list[str]) -> dict:
+def lockout_demo(run: Run, url: str, upstreams: list[str]) -> dict:
     """Failed sign-ins through nginx land on both instances and lock the pair for both; returns the evidence."""
-    from bench.load import csrf_pair
-
     username, limit = run.setup["lockout_user"], 5  # IDP_LOGIN_USER_IP_FAILURE_LIMIT's default
     cookie, token = csrf_pair(url)
     attempts = []
@@ -197,8 +201,9 @@ def _redis_keys(url: str) -> str:
     return result.stdout.strip() or result.stderr.strip()
 
 
-def scale_out(run) -> dict:
-    from bench.load import measure, start_instance
+def scale_out(run: Run) -> dict:
+    """Throughput of one instance and of two behind nginx, and the evidence that their lockouts are shared."""
+    from bench.load import measure
 
     args = run.args
     print("\nScale-out: two instances (core 0, core 1) behind nginx vs one; wrk, nginx and PostgreSQL unpinned",
