@@ -3,7 +3,9 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import Count, Exists, OuterRef
 from django.db.models.functions import Lower
 from django.urls import reverse
@@ -43,6 +45,15 @@ class RoleForm(forms.ModelForm):
     def _save_m2m(self):
         super()._save_m2m()
         self.instance.users.set(self.cleaned_data["members"])
+
+
+# Django's group admin, audited like every other change made in the console.
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(AuditedAdminMixin, DjangoGroupAdmin):
+    pass
 
 
 @admin.register(Role)

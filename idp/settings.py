@@ -354,6 +354,11 @@ OAUTH2_PROVIDER = {
     "REFRESH_TOKEN_GENERATOR": "idp.tokens.opaque_refresh_token",
     "SCOPES_BACKEND_CLASS": "idp.scopes.ClientScopes",
     "APPLICATION_ADMIN_CLASS": "clients.admin.ClientAdmin",  # DOT registers our client admin for its model
+    # ... and audited versions of its token admins (idp/token_admin.py).
+    "ACCESS_TOKEN_ADMIN_CLASS": "idp.token_admin.AccessTokenAdmin",
+    "REFRESH_TOKEN_ADMIN_CLASS": "idp.token_admin.RefreshTokenAdmin",
+    "GRANT_ADMIN_CLASS": "idp.token_admin.GrantAdmin",
+    "ID_TOKEN_ADMIN_CLASS": "idp.token_admin.IDTokenAdmin",
     "SCOPES": {
         "openid": "Sign you in",
         "profile": "See your name and username",

@@ -188,3 +188,26 @@ def test_a_refused_client_creation_records_nothing(capsys):
         call_command("client", "create", "--name", "Web", "--type", "confidential", "--grant", "authorization-code")
     assert not Client.objects.exists()
     assert not Event.objects.filter(type=events.CLIENT_CREATED).exists()
+
+
+@pytest.mark.django_db
+def test_revoking_a_token_or_adding_a_group_in_the_admin_is_audited(admin_client):
+    from django.contrib.auth.models import Group
+    from django.utils import timezone
+    from oauth2_provider.models import get_access_token_model
+
+    from clients.services import client_create
+
+    service = client_create(name="svc", client_type="confidential", grant_types=["client-credentials"],
+                            allowed_scopes=["a"], audiences=["https://a.example.com"]).client
+    token = get_access_token_model().objects.create(application=service, token="x", token_checksum="c" * 64,
+                                                    expires=timezone.now(), scope="a")
+    response = admin_client.post("/admin/oauth2_provider/accesstoken/",
+                                 {"action": "revoke_tokens", "_selected_action": [token.pk]})
+    assert response.status_code == 302
+    assert not get_access_token_model().objects.filter(pk=token.pk).exists()
+    event = Event.objects.get(type="admin.change", reason="revoke")
+    assert event.detail["model"] == "oauth2_provider.AccessToken" and event.username == "root"
+    admin_client.post("/admin/auth/group/add/", {"name": "helpdesk"})
+    assert Group.objects.filter(name="helpdesk").exists()
+    assert Event.objects.filter(type="admin.change", reason="add", detail__model="auth.Group").exists()
