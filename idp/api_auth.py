@@ -12,7 +12,6 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-import jwt
 from django.conf import settings
 from django.http import HttpRequest
 from oauth2_provider.models import get_access_token_model
@@ -22,15 +21,10 @@ from rest_framework.permissions import SAFE_METHODS
 
 from audit import events
 from audit.services import event_record
-from idp.constants import ACCESS_TOKEN_TYP
-from idp.keys import signing_key_by_kid
+from idp import bearer
 
 AccessToken = get_access_token_model()
 
-# RFC 9068 §4: `typ` is "at+jwt"; "application/at+jwt" is the same media type written out (RFC 7515 §4.1.9).
-ACCEPTED_TYPES = frozenset({ACCESS_TOKEN_TYP, f"application/{ACCESS_TOKEN_TYP}"})
-# Far above any token we sign (about 1 KB); longer input is refused before it is parsed.
-MAX_TOKEN_LENGTH = 8192
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token.
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
 
@@ -38,13 +32,9 @@ ENDPOINT = "api"  # the `endpoint` of token.rejected events, beside idp.token_au
 SOURCE_HEADER = "header"
 SOURCE_COOKIE = "cookie"
 
-REASON_BAD_SIGNATURE = "bad_signature"
-REASON_EXPIRED = "expired"
-REASON_WRONG_ISSUER = "wrong_issuer"
-REASON_WRONG_AUDIENCE = "wrong_audience"
-REASON_WRONG_TYPE = "wrong_type"
-REASON_REVOKED = "revoked"
-REASON_MALFORMED = "malformed"
+REASON_WRONG_TYPE = bearer.WRONG_TYPE
+REASON_REVOKED = bearer.REVOKED
+REASON_MALFORMED = bearer.MALFORMED
 
 
 class AccessTokenRejected(Exception):
@@ -81,49 +71,26 @@ def token_checksum(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def access_token_claims_verify(*, token: str, audience: str, verify_expiry: bool = True) -> dict:
-    """The claims of an access token signed by one of our published keys; raises AccessTokenRejected otherwise.
+_DESCRIPTIONS = {
+    bearer.MALFORMED: "The access token is malformed.",
+    bearer.BAD_SIGNATURE: "The access token is not signed by this issuer.",
+    bearer.EXPIRED: "The access token has expired or is not valid yet.",
+    bearer.WRONG_ISSUER: "The access token was issued by someone else.",
+    bearer.WRONG_AUDIENCE: "The access token is meant for another audience.",
+    bearer.WRONG_TYPE: "The token is not an access token.",
+}
 
-    Checks the signature (with the algorithm of the key its `kid` names, never the one the header asks for: RFC 8725
-    §3.1), `typ` (RFC 9068 §4), `iss`, `aud`, and `exp`/`nbf` unless `verify_expiry` is False (used only to find
-    what to revoke, which is never dangerous). The row lookup that detects revocation is `access_token_verify`'s.
+
+def access_token_claims_verify(*, token: str, audience: str, verify_expiry: bool = True) -> dict:
+    """The claims of an access token of ours for `audience` (idp/bearer.py verifies); raises AccessTokenRejected.
+
+    `verify_expiry=False` is used only to find what to revoke, which is never dangerous. The row lookup that detects
+    revocation is `access_token_verify`'s.
     """
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        raise AccessTokenRejected(REASON_MALFORMED, "The access token is malformed.")
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError:
-        raise AccessTokenRejected(REASON_MALFORMED, "The access token is malformed.") from None
-    kid = header.get("kid")
-    key = signing_key_by_kid(kid) if isinstance(kid, str) else None
-    if key is None or header.get("alg") != key.algorithm:
-        # An unknown key, `alg: none`, or HS256 keyed with our public key: none of them carries our signature.
-        raise AccessTokenRejected(REASON_BAD_SIGNATURE, "The access token is not signed by this issuer.")
-    try:
-        claims = jwt.decode(
-            token,
-            key.public_key,
-            algorithms=[key.algorithm],
-            issuer=settings.IDP_ISSUER,
-            audience=audience,
-            leeway=settings.IDP_CLOCK_LEEWAY,
-            options={"require": ["iss", "aud", "sub", "exp", "iat", "jti"], "verify_exp": verify_expiry,
-                     "verify_nbf": verify_expiry, "verify_iat": verify_expiry},
-        )
-    except jwt.InvalidSignatureError:
-        raise AccessTokenRejected(REASON_BAD_SIGNATURE, "The access token is not signed by this issuer.") from None
-    except (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError):
-        raise AccessTokenRejected(REASON_EXPIRED, "The access token has expired or is not valid yet.") from None
-    except jwt.InvalidIssuerError:
-        raise AccessTokenRejected(REASON_WRONG_ISSUER, "The access token was issued by someone else.") from None
-    except jwt.InvalidAudienceError:
-        raise AccessTokenRejected(REASON_WRONG_AUDIENCE, "The access token is meant for another audience.") from None
-    except jwt.InvalidTokenError:
-        raise AccessTokenRejected(REASON_MALFORMED, "The access token is malformed.") from None
-    # RFC 9068 §4: refuse anything but an access token, an ID token (`typ: JWT`) above all.
-    if str(header.get("typ", "")).lower() not in ACCEPTED_TYPES:
-        raise AccessTokenRejected(REASON_WRONG_TYPE, "The token is not an access token.", claims)
-    return claims
+        return bearer.access_token_claims(token, audience=audience, verify_expiry=verify_expiry)
+    except bearer.TokenInvalid as invalid:
+        raise AccessTokenRejected(invalid.reason, _DESCRIPTIONS[invalid.reason], invalid.claims) from None
 
 
 def access_token_verify(*, token: str, audience: str | None = None) -> VerifiedAccessToken:

@@ -40,20 +40,29 @@ class Rejection:
 
 
 class TokenInvalid(Exception):
-    """The token is not a valid access token of ours; `reason` says why."""
+    """The token is not a valid access token of ours; `reason` says why. `claims` are set only once our signature
+    vouches for them (a wrong `typ`), so that nothing a forger wrote is ever repeated."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, claims: dict[str, Any] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.claims = claims or {}
 
 
-def access_token_claims(token: str) -> dict[str, Any]:
+MAX_TOKEN_LENGTH = 8192
+
+
+def access_token_claims(token: str, *, audience: str | None = None, verify_expiry: bool = True) -> dict[str, Any]:
     """The claims of an access token signed by one of our published keys; raises TokenInvalid otherwise.
 
+    The one verification of our own JWTs (userinfo and introspection diagnostics, the cookie API, token exchange).
     Checks, in this order: the signature, with the algorithm of the key its `kid` names and never the one the header
-    asks for (RFC 8725 §3.1); `exp` and `nbf` (IDP_CLOCK_LEEWAY of skew); `iss`; the RFC 9068 claims; and `typ`
-    (RFC 9068 §4), which tells an ID token from an access token. The audience is the caller's to judge.
+    asks for (RFC 8725 §3.1); `exp` and `nbf` with IDP_CLOCK_LEEWAY of skew (skipped with `verify_expiry=False`,
+    which only a caller looking for something to revoke may use); `iss`; `aud` when `audience` is given; the
+    RFC 9068 claims; and `typ` (RFC 9068 §4), which tells an ID token from an access token.
     """
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenInvalid(MALFORMED)
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
@@ -65,8 +74,10 @@ def access_token_claims(token: str) -> dict[str, Any]:
         raise TokenInvalid(BAD_SIGNATURE)
     try:
         claims = jwt.decode(
-            token, key.public_key, algorithms=[key.algorithm], issuer=settings.IDP_ISSUER,
-            leeway=settings.IDP_CLOCK_LEEWAY, options={"verify_aud": False, "require": ["exp", "iat", "iss"]},
+            token, key.public_key, algorithms=[key.algorithm], issuer=settings.IDP_ISSUER, audience=audience,
+            leeway=settings.IDP_CLOCK_LEEWAY,
+            options={"verify_aud": audience is not None, "require": ["exp", "iat", "iss"],
+                     "verify_exp": verify_expiry, "verify_nbf": verify_expiry, "verify_iat": verify_expiry},
         )
     except jwt.InvalidSignatureError:
         raise TokenInvalid(BAD_SIGNATURE) from None
@@ -74,10 +85,12 @@ def access_token_claims(token: str) -> dict[str, Any]:
         raise TokenInvalid(EXPIRED) from None
     except jwt.InvalidIssuerError:
         raise TokenInvalid(WRONG_ISSUER) from None
+    except jwt.InvalidAudienceError:
+        raise TokenInvalid(WRONG_AUDIENCE) from None
     except jwt.InvalidTokenError:
         raise TokenInvalid(MALFORMED) from None
     if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
-        raise TokenInvalid(WRONG_TYPE)
+        raise TokenInvalid(WRONG_TYPE, claims)
     if any(name not in claims for name in REQUIRED_CLAIMS):
         raise TokenInvalid(MALFORMED)
     return claims
