@@ -46,6 +46,12 @@ def make_user(db):
 
 
 @pytest.fixture
+def alice(make_user):
+    """The everyday user of the browser tests (tests that need another alice define their own)."""
+    return make_user(username="alice", email="alice@example.com")
+
+
+@pytest.fixture
 def admin_user(make_user):
     return make_user(username="root", email="root@example.com", is_superuser=True)
 

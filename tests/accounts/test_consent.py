@@ -27,17 +27,6 @@ Grant = get_grant_model()
 
 
 @pytest.fixture
-def alice(make_user):
-    return make_user(username="alice", email="alice@example.com")
-
-
-@pytest.fixture
-def browser(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
 def third_party(db):
     return make_client()
 

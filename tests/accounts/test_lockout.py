@@ -47,11 +47,6 @@ def fail(client, times, username="alice", ip=ATTACKER_IP) -> None:
         assert sign_in(client, username, WRONG, ip=ip).status_code == 200
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user(username="alice", email="alice@example.com")
-
-
 @pytest.mark.django_db
 def test_password_guessing_from_one_ip_locks_that_username_and_ip_after_the_limit(client, alice, password):
     limit = settings.IDP_LOGIN_USER_IP_FAILURE_LIMIT

@@ -22,17 +22,6 @@ AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user(username="alice", email="alice@example.com")
-
-
-@pytest.fixture
-def browser(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def _session_key(browser) -> str:
     return browser.cookies[django_settings.SESSION_COOKIE_NAME].value
 

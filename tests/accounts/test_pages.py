@@ -110,11 +110,6 @@ def assert_well_formed_page(response) -> None:
 
 
 @pytest.fixture
-def alice(make_user):
-    return make_user(username="alice", email="alice@example.com")
-
-
-@pytest.fixture
 def browser(alice):
     client = BrowserClient(raise_request_exception=False)
     client.force_login(alice)

@@ -15,11 +15,6 @@ NEW_PASSWORD = "a-brand-new-passphrase-2024"
 
 
 @pytest.fixture
-def alice(make_user):
-    return make_user(username="alice", email="alice@example.com")
-
-
-@pytest.fixture
 def laptop(alice, password):
     return sign_in("alice", password, ip="198.51.100.7")
 

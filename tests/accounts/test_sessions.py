@@ -48,11 +48,6 @@ COOKIE = settings.SESSION_COOKIE_NAME
 
 
 @pytest.fixture
-def alice(make_user):
-    return make_user(username="alice", email="alice@example.com")
-
-
-@pytest.fixture
 def audit_chain(transactional_db):
     # A transactional test flushes the tables, and with them the chain head that a migration created.
     ChainHead.objects.get_or_create(pk=1, defaults={"last_hash": GENESIS_HASH, "anchor_hash": GENESIS_HASH})

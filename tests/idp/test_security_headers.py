@@ -12,11 +12,6 @@ ERROR_URLS = "tests.idp.error_urls"
 
 
 @pytest.fixture
-def alice(make_user):
-    return make_user(username="alice", email="alice@example.com")
-
-
-@pytest.fixture
 def browser(alice):
     client = BrowserClient(raise_request_exception=False)
     client.force_login(alice)
