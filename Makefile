@@ -19,7 +19,7 @@ serve: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py bootstrap
-	exec $(BIN)/gunicorn idp.wsgi --bind 127.0.0.1:8000 --workers 2 --access-logfile -
+	exec $(BIN)/gunicorn -c python:idp.gunicorn_conf idp.wsgi --bind 127.0.0.1:8000 --workers 2 --access-logfile -
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

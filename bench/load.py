@@ -1,12 +1,13 @@
 """`make bench`: the IdP under gunicorn pinned to one core with PostgreSQL, loaded by wrk from the other core.
 
-    .venv/bin/python -m bench.load [--duration 10] [--warmup 3] [--connections 16] [--workers 2]
+    .venv/bin/python -m bench.load [--duration 10] [--warmup 3] [--connections 16] [--workers 2] [--threads 4]
                                    [--growth] [--scale-out] [--no-profile] [--only PATH ...]
 
 Recreates the database idp_bench, migrates it, runs `bootstrap` (an RS256-2048 signing key), seeds users and
-clients (bench/seed.py), starts `gunicorn idp.wsgi` with sync workers under `taskset -c 0`, and for each path runs
-wrk (bench/load.lua) under `taskset -c 1`: a warm-up, then a measured run. Single-use values (refresh tokens,
-authorization codes) are minted just before the run that spends them, each sent once. Local token verification
+clients (bench/seed.py), starts `gunicorn idp.wsgi` with threaded workers (idp/gunicorn_conf.py) under
+`taskset -c 0`, and for each path runs wrk (bench/load.lua) under `taskset -c 1`: a warm-up, then a measured run.
+Single-use values (refresh tokens, authorization codes) are minted just before the run that spends them, each sent
+once. Local token verification
 in the resource-server toolkit runs in one process pinned to core 1 (bench/verify.py). Then, unless --no-profile,
 each path is run in-process for its SQL query count and time, and the token paths under cProfile
 (bench/profiling.py). --growth and --scale-out add the stages of bench/stages.py.
@@ -186,7 +187,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2,
-                        help="gunicorn sync workers per instance (default 2: best on one core, see bench/README.md)")
+                        help="gunicorn worker processes per instance (default 2, see bench/README.md)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="threads per gunicorn worker (default 4, as idp/gunicorn_conf.py)")
     parser.add_argument("--server-cpus", default="0", help="taskset list for gunicorn (default 0)")
     parser.add_argument("--wrk-cpus", default="1", help="taskset list for wrk and the toolkit (default 1)")
     parser.add_argument("--only", nargs="+", choices=PATHS, help="measure only these paths")
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     results: dict = {"started": started, "command": shlex.join(["python", "-m", "bench.load", *sys.argv[1:]]),
                      "config": {"duration": args.duration, "warmup": args.warmup, "connections": args.connections,
-                                "wrk_threads": args.wrk_threads, "workers": args.workers,
+                                "wrk_threads": args.wrk_threads, "workers": args.workers, "threads": args.threads,
                                 "server_cpus": args.server_cpus, "wrk_cpus": args.wrk_cpus,
                                 "postgresql_pinned": False}}
     VAR.mkdir(parents=True, exist_ok=True)
@@ -293,12 +296,13 @@ def execute(run: Run, results: dict) -> None:
     run.seed = SeedHelper(supervisor, env)
     run.password = "bench-" + base64.urlsafe_b64encode(os.urandom(18)).decode()
     run.setup = run.seed.call("setup", users=SIGN_IN_USERS, password=run.password)
-    server = start_instance(supervisor, name="idp", issuer=issuer, workers=args.workers, cpus=args.server_cpus,
-                            port=port)
+    server = start_instance(supervisor, name="idp", issuer=issuer, workers=args.workers, threads=args.threads,
+                            cpus=args.server_cpus, port=port)
     run.instances = [server]
     load = Load(connections=args.connections, threads=args.wrk_threads, cpus=args.wrk_cpus)
-    print(f"\nMeasuring {server.url}: {args.workers} sync workers on core {args.server_cpus}, wrk on core "
-          f"{args.wrk_cpus}, {args.connections} connections, {args.warmup:g} s warm-up + {args.duration:g} s each",
+    print(f"\nMeasuring {server.url}: {args.workers} workers x {args.threads} threads on core {args.server_cpus}, "
+          f"wrk on core {args.wrk_cpus}, {args.connections} connections, {args.warmup:g} s warm-up + "
+          f"{args.duration:g} s each",
           flush=True)
     rows = results["rows"] = []
     for name in args.only or PATHS:

@@ -33,7 +33,7 @@ def server_env(issuer: str, *, name: str, extra: dict[str, str] | None = None) -
 
 @dataclass
 class Instance:
-    """One gunicorn master and its sync workers."""
+    """One gunicorn master and its workers."""
 
     name: str
     port: int
@@ -52,14 +52,12 @@ class Instance:
         return [rss for pid in procs.children(self.started.process.pid) if (rss := procs.rss_mib(pid)) is not None]
 
 
-def start_instance(supervisor: Supervisor, *, name: str, issuer: str, workers: int, cpus: str | None,
+def start_instance(supervisor: Supervisor, *, name: str, issuer: str, workers: int, threads: int, cpus: str | None,
                    port: int | None = None, extra: dict[str, str] | None = None) -> Instance:
     port = port or procs.free_port()
-    # The workers' heartbeat files in memory, as gunicorn's documentation advises.
-    heartbeat = "/dev/shm"  # noqa: S108
-    argv = [str(GUNICORN), "idp.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--worker-class", "sync", "--worker-tmp-dir", heartbeat, "--timeout", "60", "--graceful-timeout", "5",
-            "--no-control-socket"]
+    # The production settings (idp/gunicorn_conf.py: threaded workers with keep-alive), sized by the arguments.
+    argv = [str(GUNICORN), "-c", "python:idp.gunicorn_conf", "idp.wsgi", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--threads", str(threads), "--no-control-socket"]
     started = supervisor.start(name, argv, env=server_env(issuer, name=name, extra=extra), cpus=cpus)
     instance = Instance(name=name, port=port, started=started)
     procs.wait_http_ok(f"{instance.url}/healthz", timeout=60, watch=started)

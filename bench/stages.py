@@ -211,8 +211,9 @@ def scale_out(run: Run) -> dict:
     pair_nginx_port = procs.free_port()
     issuer = f"http://127.0.0.1:{pair_nginx_port}"  # the address clients use: nginx in front of both
     extra = {"IDP_TRUST_PROXY": "1", "REDIS_URL": args.redis_url}
-    first = start_instance(run.supervisor, name="idp-a", issuer=issuer, workers=args.workers, cpus="0", extra=extra)
-    second = start_instance(run.supervisor, name="idp-b", issuer=issuer, workers=args.workers, cpus="1", extra=extra)
+    sizes = {"workers": args.workers, "threads": args.threads}
+    first = start_instance(run.supervisor, name="idp-a", issuer=issuer, **sizes, cpus="0", extra=extra)
+    second = start_instance(run.supervisor, name="idp-b", issuer=issuer, **sizes, cpus="1", extra=extra)
     single_port, _ = nginx_start(run, "nginx-single", [first.port])
     nginx_start(run, "nginx-pair", [first.port, second.port], port=pair_nginx_port)
     load = Load(connections=args.connections, threads=args.wrk_threads, cpus=None)

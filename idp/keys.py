@@ -287,6 +287,13 @@ def signing_key_by_kid(kid: str) -> LoadedKey | None:
     return _cache.key_set().by_kid.get(kid)
 
 
+def published_keys_version() -> object | None:
+    """The current snapshot of the published keys while it is fresh, else None; never queries. A new object each time
+    the keys are re-listed, so whatever was built from one snapshot is current exactly while it `is` this."""
+    key_set = _cache._key_set
+    return key_set if key_set is not None and _monotonic() < key_set.expires_at else None
+
+
 def jwks_document() -> dict[str, list[dict[str, Any]]]:
     """The JWK Set (RFC 7517 §5) of the published public keys; a fresh dict the caller may change."""
     return {"keys": [dict(key.public_jwk) for key in _cache.key_set().keys]}

@@ -152,8 +152,9 @@ class Stack:
         self.manage("migrate", "--noinput", "-v0")
         self.manage("collectstatic", "--noinput", "--verbosity", "0")
         self.bootstrap_output = self.manage("bootstrap")
-        idp = self._spawn("idp", [self.python, "-m", "gunicorn", "idp.wsgi", "--bind", f"127.0.0.1:{self.ports.idp}",
-                                  "--workers", "2", "--access-logfile", "-"], self.idp_env())
+        idp = self._spawn("idp", [self.python, "-m", "gunicorn", "-c", "python:idp.gunicorn_conf", "idp.wsgi",
+                                  "--bind", f"127.0.0.1:{self.ports.idp}", "--workers", "2", "--access-logfile", "-"],
+                          self.idp_env())
         wait_until(idp, f"{self.issuer}/readyz", ready=lambda r: r.status_code == 200, timeout=self.startup_timeout)
 
     def _provision(self) -> DemoAccounts:
