@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import uuid
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from oauth2_provider.models import AbstractApplication, ApplicationManager
 
 GRANT_AUTHORIZATION_CODE = AbstractApplication.GRANT_AUTHORIZATION_CODE
@@ -65,6 +66,44 @@ def redirect_uri_problem(uri: str) -> str | None:
     return f"{uri!r} uses the scheme {parts.scheme!r}; only https (or http on loopback) is allowed."
 
 
+class ClientCacheGeneration(models.Model):
+    """The one row whose value changes with every change to a client, its roles or a role's name.
+
+    Each process keeps the clients it authenticated in memory (clients/cache.py) and trusts an entry only while
+    this value is the one it was loaded under. A new value is written in the same transaction as the change, so the
+    change and the end of every cached copy of it become visible to all processes and instances at the same moment.
+    """
+
+    ROW = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=ROW, editable=False)
+    # A random value rather than a counter: a restored or emptied table can never bring an old value back.
+    value = models.CharField(max_length=32)
+
+    class Meta:
+        verbose_name = "client cache generation"
+
+    def __str__(self) -> str:
+        return f"client cache generation {self.value}"
+
+    @classmethod
+    def bump(cls, *, using: str | None = None) -> None:
+        """Give the generation a new value (one upsert, in the caller's transaction when there is one)."""
+        cls.objects.using(using or "default").bulk_create(
+            [cls(id=cls.ROW, value=uuid.uuid4().hex)], update_conflicts=True, unique_fields=["id"],
+            update_fields=["value"],
+        )
+
+
+class ClientQuerySet(models.QuerySet):
+    def update(self, **kwargs) -> int:
+        # A queryset update sends no post_save signal (clients/signals.py), so it moves the cache generation itself.
+        with transaction.atomic(using=self.db):
+            rows = super().update(**kwargs)
+            ClientCacheGeneration.bump(using=self.db)
+        return rows
+
+
 class Client(AbstractApplication):
     grant_types = models.JSONField(
         default=list, help_text="Grants this client may use: authorization-code, client-credentials."
@@ -87,7 +126,7 @@ class Client(AbstractApplication):
     )
     secret_rotated_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ApplicationManager()
+    objects = ApplicationManager.from_queryset(ClientQuerySet)()
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"

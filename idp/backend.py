@@ -8,6 +8,7 @@ from oauth2_provider.oauth2_backends import OAuthLibCore
 from accounts.sessions import SESSION_AUTH_TIME, SESSION_SID
 from audit import events
 from idp import token_audit
+from idp.revocation import revoke_token_family
 
 
 class IdpOAuthLibCore(OAuthLibCore):
@@ -24,6 +25,11 @@ class IdpOAuthLibCore(OAuthLibCore):
     def create_token_response(self, request):
         with token_audit.exchange() as exchange:
             uri, headers, body, status = super().create_token_response(request)
+        family = getattr(exchange.oauthlib_request, "idp_family_to_revoke", None)
+        if family is not None:
+            # A refresh token rotated concurrently by another request (idp/validator.py): revoked here, after the
+            # refused request's own transaction rolled back, so that the revocation stays.
+            revoke_token_family(token_family=family)
         token_audit.token_response_record(request=request, exchange=exchange, body=body, status=status)
         # RFC 6749 §5.1-5.2: every token response, error or not, is JSON and must not be cached. oauthlib leaves
         # both off errors raised outside its own validation (e.g. invalid_target while minting).
