@@ -295,6 +295,11 @@ IDP_AUDIT_CHAIN_KEY = os.environ.get("IDP_AUDIT_CHAIN_KEY", "").strip() or SECRE
 # On PostgreSQL an event's own transaction commits without waiting for the WAL flush (audit/services.py says why);
 # set this to make every event wait for the disk, at a cost on every token request.
 IDP_AUDIT_DURABLE_COMMIT = _env_flag("IDP_AUDIT_DURABLE_COMMIT", False)
+# Routine events (token issued or exchanged) are written by a background thread per process (audit/writer.py), in
+# batches of up to IDP_AUDIT_BATCH_SIZE, at most IDP_AUDIT_BATCH_MS after the first was queued; 0 ms writes each
+# before its response, as failures, alerts and administrative changes always are.
+IDP_AUDIT_BATCH_SIZE = max(1, _env_int("IDP_AUDIT_BATCH_SIZE", 100))
+IDP_AUDIT_BATCH_MS = max(0, _env_int("IDP_AUDIT_BATCH_MS", 50))
 # Detector thresholds (audit/detectors.py): an alert is raised when a count in the window reaches its threshold,
 # and at most once per window for the same account, IP or client.
 IDP_ALERT_WINDOW_SECONDS = _env_int("IDP_ALERT_WINDOW_SECONDS", 600)

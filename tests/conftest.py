@@ -19,6 +19,13 @@ def _plain_static_storage(settings):
 
 
 @pytest.fixture(autouse=True)
+def _synchronous_audit(settings):
+    # Tests read an event back right after the request that wrote it, so every event is written before its
+    # response. Production batches routine ones (audit/writer.py); tests/audit/test_batched_writer.py turns it on.
+    settings.IDP_AUDIT_BATCH_MS = 0
+
+
+@pytest.fixture(autouse=True)
 def _fresh_key_cache():
     # The signing-key cache lives for the whole process; each test sees only its own database's keys.
     from idp.keys import reset_key_cache
