@@ -223,6 +223,8 @@ PASSWORD_HASHERS = [
     # Client secrets only (selected by OAUTH2_PROVIDER["CLIENT_SECRET_HASHER"]); see clients/hashers.py.
     "clients.hashers.ClientSecretHasher",
 ]
+# Password hashes one process computes at once; the rest wait their turn (accounts/hashers.py says why).
+IDP_PASSWORD_HASH_CONCURRENCY = max(1, _env_int("IDP_PASSWORD_HASH_CONCURRENCY", 1))
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},

@@ -1,10 +1,15 @@
 """Argon2id at OWASP's minimum, and older hashes upgraded at login."""
 
+import threading
+import time
+
 import pytest
 from argon2 import PasswordHasher, extract_parameters
 from argon2.low_level import Type
 from django.contrib.auth import authenticate
 from django.contrib.auth.hashers import make_password
+
+from accounts import hashers
 
 
 @pytest.mark.django_db
@@ -45,3 +50,40 @@ def test_argon2_hashes_with_weaker_parameters_are_upgraded_at_login(make_user, p
 def test_login_is_case_insensitive_for_the_username(make_user, password):
     user = make_user(username="Alice")
     assert authenticate(username="aLiCe", password=password) == user
+
+
+def test_a_login_flood_never_hashes_more_passwords_at_once_than_allowed(monkeypatch, settings):
+    """Threads of one worker queue for the hashing slots instead of each holding 19 MiB at the same moment."""
+    settings.IDP_PASSWORD_HASH_CONCURRENCY = 2
+    hashers._hashing_slots.cache_clear()
+    running, most = 0, 0
+    lock = threading.Lock()
+    original = PasswordHasher.verify
+
+    def counting_verify(self, hash, password):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02)  # long enough for every thread to be waiting at once
+        try:
+            return original(self, hash, password)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    encoded = make_password("correct horse battery staple")
+    hasher = hashers.IdpArgon2PasswordHasher()
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(hasher.verify("correct horse battery staple", encoded)))
+               for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        hashers._hashing_slots.cache_clear()
+    assert results == [True] * 8
+    assert most == 2
