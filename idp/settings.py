@@ -198,7 +198,10 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
 else:
-    # Persistent connections, checked before reuse: one connection per worker thread, no per-request connect.
+    # Persistent connections, checked before reuse: one connection per worker thread, no per-request connect. The
+    # check looks at the socket instead of sending `SELECT 1` (idp/postgresql/base.py).
+    if _database["ENGINE"] == "django.db.backends.postgresql":
+        _database["ENGINE"] = "idp.postgresql"
     _database["CONN_MAX_AGE"] = _env_int("DATABASE_CONN_MAX_AGE", 600)
     _database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}
