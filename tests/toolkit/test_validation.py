@@ -219,3 +219,17 @@ def test_validator_shares_the_cache_it_is_given(issuer, mint):
     assert first.validate(mint())
     assert second.validate(mint(aud="https://inventory.example.com"))
     assert issuer.fetch_count() == 1
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda token: token + "=",  # padding: base64url in a JWS has none (RFC 7515 §2)
+    lambda token: token + "!!!!",  # characters outside the alphabet, which a lax decoder skips (GHSA-hxm8-2xgr-2p9m)
+    lambda token: token[:-4] + "+/+/",  # the standard alphabet instead of the URL-safe one
+    lambda token: token[:-1] + " " + token[-1],  # whitespace inside the signature
+    lambda token: token.replace(".", ".é", 1),  # a character that is not ASCII in the payload
+    lambda token: token[: token.index(".") + 1] + "e30." + token.rsplit(".", 1)[1],  # another payload, same signature
+], ids=["padding", "junk-characters", "standard-alphabet", "whitespace", "non-ascii", "payload-swapped"])
+def test_a_genuine_token_tampered_with_in_its_encoding_is_refused(validator, mint, tamper):
+    token = mint()
+    assert validator.validate(token)
+    assert _refused(validator, tamper(token)).reason in {"bad_signature", "malformed"}
