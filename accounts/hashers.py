@@ -1,15 +1,33 @@
-"""Password hashing parameters, and how many hashes one process computes at once."""
+"""Password hashing parameters, and where and how many hashes one process computes at once."""
 
+import os
 import threading
-from functools import cache
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.contrib.auth.hashers import Argon2PasswordHasher
 
+_pool_lock = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None
 
-@cache
-def _hashing_slots() -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(settings.IDP_PASSWORD_HASH_CONCURRENCY)
+
+def _hashing_pool() -> ThreadPoolExecutor:
+    """This process's hashing threads, made at the first hash (a forked worker makes its own)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(max_workers=settings.IDP_PASSWORD_HASH_CONCURRENCY,
+                                                     thread_name_prefix="password-hash"))
+        return _pool[1]
+
+
+def hashing_pool_reset() -> None:
+    """Forget the hashing threads (tests that change IDP_PASSWORD_HASH_CONCURRENCY); the next hash makes new ones."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool[1].shutdown(wait=True)
+        _pool = None
 
 
 class IdpArgon2PasswordHasher(Argon2PasswordHasher):
@@ -22,10 +40,11 @@ class IdpArgon2PasswordHasher(Argon2PasswordHasher):
     The algorithm name stays "argon2", so hashes made with other parameters are re-hashed at the next login
     (Django's must_update compares the parameters).
 
-    A process hashes at most IDP_PASSWORD_HASH_CONCURRENCY passwords at once (default 1; gunicorn runs about one
-    process per core). argon2 releases the GIL, so without the bound every thread of a threaded worker would hash
-    at once on the same core: each hash then needs its 19 MiB at the same time (a memory-exhaustion lever for a
-    login flood) and they evict each other from the CPU caches, which halved login throughput when measured.
+    A process hashes on IDP_PASSWORD_HASH_CONCURRENCY threads of its own (default 1; gunicorn runs about one
+    process per core), and the request threads wait for them. argon2 releases the GIL, so otherwise every thread of
+    a threaded worker would hash at once on the same core: each hash would need its 19 MiB at the same time (a
+    memory lever for a login flood), and each thread's malloc arena would keep its 19 MiB afterwards, which took a
+    worker with 4 threads past 150 MiB. On the hashing threads only their arenas ever hold that memory.
     """
 
     time_cost = 2
@@ -33,9 +52,7 @@ class IdpArgon2PasswordHasher(Argon2PasswordHasher):
     parallelism = 1
 
     def encode(self, password, salt):
-        with _hashing_slots():
-            return super().encode(password, salt)
+        return _hashing_pool().submit(super().encode, password, salt).result()
 
     def verify(self, password, encoded):
-        with _hashing_slots():
-            return super().verify(password, encoded)
+        return _hashing_pool().submit(super().verify, password, encoded).result()

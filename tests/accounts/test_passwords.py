@@ -53,10 +53,10 @@ def test_login_is_case_insensitive_for_the_username(make_user, password):
 
 
 def test_a_login_flood_never_hashes_more_passwords_at_once_than_allowed(monkeypatch, settings):
-    """Threads of one worker queue for the hashing slots instead of each holding 19 MiB at the same moment."""
+    """Threads of one worker queue for the hashing threads instead of each holding 19 MiB at the same moment."""
     settings.IDP_PASSWORD_HASH_CONCURRENCY = 2
-    hashers._hashing_slots.cache_clear()
-    running, most = 0, 0
+    hashers.hashing_pool_reset()
+    running, most, hashed_on = 0, 0, set()
     lock = threading.Lock()
     original = PasswordHasher.verify
 
@@ -65,6 +65,7 @@ def test_a_login_flood_never_hashes_more_passwords_at_once_than_allowed(monkeypa
         with lock:
             running += 1
             most = max(most, running)
+            hashed_on.add(threading.current_thread().name)
         time.sleep(0.02)  # long enough for every thread to be waiting at once
         try:
             return original(self, hash, password)
@@ -84,6 +85,7 @@ def test_a_login_flood_never_hashes_more_passwords_at_once_than_allowed(monkeypa
         for thread in threads:
             thread.join()
     finally:
-        hashers._hashing_slots.cache_clear()
+        hashers.hashing_pool_reset()
     assert results == [True] * 8
     assert most == 2
+    assert len(hashed_on) == 2 and all(name.startswith("password-hash") for name in hashed_on)
