@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db import connections, router
 
-from accounts.models import Role
+from accounts.models import Role, User
 from idp.constants import SCOPE_EMAIL, SCOPE_PROFILE, SCOPE_ROLES
+
+
+@functools.cache
+def _role_names_query(using: str) -> str:
+    # Plain SQL built from the models' names: this read is paid on every user token, and the ORM's compiling of
+    # the join costs more than running it.
+    quote = connections[using].ops.quote_name
+    link = User.roles.through._meta
+
+    def column(meta, name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    return (
+        f"SELECT r.{column(Role._meta, 'name')} FROM {quote(Role._meta.db_table)} r "  # noqa: S608
+        f"INNER JOIN {quote(link.db_table)} l ON l.{column(link, 'role')} = r.{column(Role._meta, 'id')} "
+        f"WHERE l.{column(link, 'user')} = %s"
+    )
 
 
 def user_role_names(user) -> list[str]:
     """The user's role names, sorted; read once per user instance (an access and an ID token share the read)."""
-    if "roles" not in getattr(user, "_prefetched_objects_cache", {}):
-        prefetch_related_objects([user], Prefetch("roles", queryset=Role.objects.only("name")))
-    return sorted(role.name for role in user.roles.all())
+    prefetched = getattr(user, "_prefetched_objects_cache", {}).get("roles")
+    if prefetched is not None:
+        return sorted(role.name for role in prefetched)
+    names = getattr(user, "_idp_role_names", None)
+    if names is None:
+        using = router.db_for_read(Role)
+        with connections[using].cursor() as cursor:
+            cursor.execute(_role_names_query(using), [user.pk])
+            names = sorted(name for (name,) in cursor.fetchall())
+        user._idp_role_names = names
+    return list(names)
 
 
 def client_role_names(client) -> list[str]:

@@ -113,10 +113,8 @@ def test_a_refresh_costs_a_fixed_number_of_queries(client, signed_in):
         "SELECT idp_grantcontext",  # the family's auth_time, sid and start (absolute lifetime)
         "SELECT accounts_role",  # the user's roles, read once for the access token and the ID token
         "INSERT oauth2_provider_idtoken",  # OpenID Connect Core §12.2: a new ID token, as the grant has openid
-        "SELECT oauth2_provider_refreshtoken",  # locked: of two concurrent uses exactly one rotates
-        "UPDATE oauth2_provider_refreshtoken",  # the presented token revoked
-        # Its access token deleted (Django's collector reads the row and clears the refresh token's pointer).
-        "SELECT oauth2_provider_accesstoken",
+        # The presented token revoked if still live (the row lock: of two concurrent uses exactly one rotates),
+        # its pointer to its access token cleared, and that access token deleted.
         "UPDATE oauth2_provider_refreshtoken",
         "DELETE oauth2_provider_accesstoken",
         "INSERT oauth2_provider_accesstoken",  # the new pair

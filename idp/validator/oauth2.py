@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import timedelta
+import uuid
 
 import jwt
 from django.conf import settings
 from django.db import router, transaction
-from django.db.models import F
-from django.utils import timezone
-from oauth2_provider.exceptions import FatalClientError
 from oauth2_provider.models import (
     AbstractApplication,
     get_access_token_model,
-    get_grant_model,
     get_id_token_model,
     get_refresh_token_model,
-    refresh_token_expire_timedelta,
 )
 from oauth2_provider.oauth2_validators import OAuth2Validator
-from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors, utils
 
 from audit import events
@@ -32,18 +25,17 @@ from idp.claims import identity_claims
 from idp.constants import ID_TOKEN_TYP
 from idp.keys import active_signing_key, signing_key_by_kid
 from idp.models import GrantContext
-from idp.revocation import revoke_rotated_refresh_token, revoke_token_family
+from idp.revocation import revoke_token_family
+from idp.validator.refresh import RefreshTokenChecks
+from idp.validator.rows import row_insert
+from idp.validator.statements import access_token_read, grant_context_redeem, grant_read, open_grant_context_read
+from idp.validator.statements import sha256_hex as _checksum
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
 IDToken = get_id_token_model()
-Grant = get_grant_model()
 # Marks that DOT looked the bearer token up and refused it (_set_oauth2_error_on_request); the row may be None.
 _BEARER_ROW = "idp_bearer_row"
-
-
-def _checksum(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def _invalid_client(request, cause: str) -> token_audit.Refusal:
@@ -53,7 +45,7 @@ def _invalid_client(request, cause: str) -> token_audit.Refusal:
                                detail={"cause": cause})
 
 
-class IdpOAuth2Validator(OAuth2Validator):
+class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
     """Closes the gaps DOT leaves, and notes on the oauthlib request why it refuses one (idp/token_audit.py)."""
 
     # --- Client authentication -----------------------------------------------------------------
@@ -116,7 +108,7 @@ class IdpOAuth2Validator(OAuth2Validator):
         """
         read = getattr(request, "idp_grant", None)
         if read is None or read[0] != code:
-            read = (code, Grant.objects.select_related("user").filter(code=code).first())
+            read = (code, grant_read(code))
             request.idp_grant = read
         return read[1]
 
@@ -160,11 +152,7 @@ class IdpOAuth2Validator(OAuth2Validator):
     def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
         grant = self._client_grant(code, client, request)
         if grant is not None and not grant.is_expired():
-            context = (
-                GrantContext.objects.only("auth_time", "sid")
-                .filter(code_checksum=_checksum(code), redeemed_at__isnull=True)
-                .first()
-            )
+            context = open_grant_context_read(_checksum(code))
             if context is None:
                 return False
             # What DOT's validate_code carries from the grant onto the request.
@@ -204,13 +192,20 @@ class IdpOAuth2Validator(OAuth2Validator):
             resource=getattr(request, "resource", []),  # RFC 8707
         )
         self._set_token_value(access_token, token["access_token"])
-        access_token.save()
-        request.idp_access_token = access_token
+        request.idp_access_token = row_insert(access_token)
         return access_token
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
-        refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)
-        request.idp_refresh_token = refresh_token
+        # DOT's, written with one lean INSERT (idp/validator/rows.py).
+        refresh_token = RefreshToken(
+            user=request.user,
+            application=request.client,
+            access_token=access_token,
+            token_family=previous_refresh_token.token_family if previous_refresh_token else uuid.uuid4(),
+            resource=getattr(request, "resource", []),  # RFC 8707
+        )
+        self._set_token_value(refresh_token, refresh_token_code)
+        request.idp_refresh_token = row_insert(refresh_token)
         return refresh_token
 
     def _save_bearer_token(self, token, request, *args, **kwargs):
@@ -224,118 +219,15 @@ class IdpOAuth2Validator(OAuth2Validator):
         if context is not None:
             refresh_token = getattr(request, "idp_refresh_token", None)
             access_token = getattr(request, "idp_access_token", None)
-            GrantContext.objects.filter(pk=context.pk).update(
-                redeemed_at=timezone.now(),
-                token_family=refresh_token.token_family if refresh_token else None,
-                access_token_id=access_token.pk if access_token else None,
-            )
-
-    def _rotate_refresh_token(self, token, request, presented) -> None:
-        """Replace the presented refresh token and its access token with the new pair, in the caller's transaction.
-
-        DOT's rotation reads and locks the same rows three times over; this locks the presented token once. Of two
-        requests presenting it at once, the one that waited finds it revoked: it is refused with invalid_grant and
-        the whole family is revoked, as for any reuse (RFC 9700 §4.14.2). A retry within a grace period (the presented token
-        already revoked) goes to DOT's rotation instead, which hands back the pair already issued.
-        """
-        if "scope" not in token:
-            raise FatalClientError("Failed to renew access token: missing scope")
-        self._check_and_set_request_resource(request)
-        expires = timezone.now() + timedelta(
-            seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS))
-        if not revoke_rotated_refresh_token(refresh_token=presented):
-            # Another request rotated it first. Which of the two is the thief cannot be told, so, as for any reuse
-            # (RFC 9700 §4.14.2), the family is revoked; the token endpoint does it once this transaction has
-            # rolled back (idp/backend.py).
-            request.idp_family_to_revoke = presented.token_family
-            token_audit.refuse(request, token_audit.Refusal(
-                type=events.TOKEN_REFRESH_REUSED, reason=token_audit.REASON_REFRESH_REUSED, user=presented.user,
-                detail={"token_family": str(presented.token_family), "family_revoked": presented.token_family
-                        is not None, "cause": "used_concurrently"},
-            ))
-            raise errors.InvalidGrantError(description="The refresh token was used by another request.",
-                                           request=request)
-        access_token = self._create_access_token(expires, request, token, source_refresh_token=presented)
-        self._create_refresh_token(request, token["refresh_token"], access_token, presented)
+            grant_context_redeem(context_id=context.pk,
+                                 token_family=refresh_token.token_family if refresh_token else None,
+                                 access_token_id=access_token.pk if access_token else None)
 
     def _check_and_set_request_resource(self, request) -> None:
         # The audience is chosen (and refused with invalid_target) by idp.tokens.resolve_audience and carried in
         # the JWT's `aud`. DOT's own RFC 8707 handling would also bind the stored row to URL prefixes and then
         # refuse the token at userinfo, so it is switched off here.
         request.resource = []
-
-    # --- Refresh tokens --------------------------------------------------------------------------
-    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
-        """DOT's checks on one read of the row (its user and access token joined), then the IdP's lifetimes.
-
-        A revoked token (rotated, or revoked at /o/revoke/) is refused and, with REFRESH_TOKEN_REUSE_PROTECTION,
-        its whole family revoked (RFC 9700 §4.14.2), unless it is a retry within the grace period of a token that
-        was rotated. A live token needs its access token, within REFRESH_TOKEN_EXPIRE_SECONDS of that token's
-        expiry, and the client's idle and absolute lifetimes; its user must be active.
-        """
-        presented = (
-            RefreshToken.objects.filter(token_checksum=_checksum(refresh_token))
-            .select_related("access_token", "user")
-            # Several rows may share a checksum (uniqueness is (token_checksum, revoked)): the live one first.
-            .order_by(F("revoked").desc(nulls_first=True))
-            .first()
-        )
-        if presented is None:
-            return False
-        now = timezone.now()
-        # As in DOT, a reused token revokes its family whichever client presents it.
-        if presented.revoked is not None:
-            if self._refused_as_reused(presented, request, now):
-                return False
-        elif presented.access_token is None:
-            return False  # its access token was deleted out of band: nothing is left to refresh against
-        else:
-            expire_delta = refresh_token_expire_timedelta()
-            if expire_delta and presented.access_token.expires + expire_delta <= now:
-                return False
-        if presented.application_id != client.pk:
-            return False
-        presented.application = client  # the same row; spares DOT's code a second read of the client
-        if presented.created + timedelta(seconds=client.refresh_token_idle_lifetime) <= now:
-            token_audit.refuse(request, token_audit.token_refusal("invalid_grant", cause="idle_lifetime_over"))
-            return False
-        context = (
-            GrantContext.objects.filter(token_family=presented.token_family)
-            .values_list("redeemed_at", "auth_time", "sid")
-            .first()
-        ) if presented.token_family else None
-        redeemed_at, auth_time, sid = context or (None, None, "")
-        if (redeemed_at or presented.created) + timedelta(seconds=client.refresh_token_lifetime) <= now:
-            token_audit.refuse(request, token_audit.token_refusal("invalid_grant", cause="lifetime_over"))
-            return False
-        if not presented.user.is_active:
-            token_audit.refuse(request, token_audit.token_refusal("invalid_grant", cause="user_inactive"))
-            return False
-        if context is not None:
-            request.idp_auth_time = auth_time
-            request.idp_sid = sid
-        request.user = presented.user
-        # The raw token as presented: only its checksum is stored, and oauthlib reuses it when rotation is off.
-        request.refresh_token = refresh_token
-        request.refresh_token_instance = presented  # read again by get_original_scopes and _save_bearer_token
-        return True
-
-    def _refused_as_reused(self, presented, request, now) -> bool:
-        """Whether a revoked refresh token is refused; when it is, its family is revoked and the reuse noted.
-
-        DOT's rule: a revoked token is honoured again only within REFRESH_TOKEN_GRACE_PERIOD_SECONDS of its revocation
-        and only if it was rotated (an access token was issued from it), never one revoked at /o/revoke/.
-        """
-        grace = timedelta(seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS)
-        if presented.revoked > now - grace and AccessToken.objects.filter(source_refresh_token=presented).exists():
-            return False
-        if oauth2_settings.REFRESH_TOKEN_REUSE_PROTECTION and presented.token_family:
-            RefreshToken.revoke_family(presented.token_family)
-            token_audit.refuse(request, token_audit.Refusal(
-                type=events.TOKEN_REFRESH_REUSED, reason=token_audit.REASON_REFRESH_REUSED, user=presented.user,
-                detail={"token_family": str(presented.token_family), "family_revoked": True},
-            ))
-        return True
 
     # --- Bearer tokens at userinfo and other DOT-protected views ------------------------------------
     def validate_jwt_bearer_token(self, token, scopes, request) -> bool:
@@ -357,6 +249,10 @@ class IdpOAuth2Validator(OAuth2Validator):
                 bearer.REVOKED, token, client=request.client, user=user, cause="user_inactive"))
             return False
         return True
+
+    def _load_access_token(self, token):
+        # DOT's read (the row, its client and user), as one statement the ORM need not compile.
+        return access_token_read(_checksum(token))
 
     def _set_oauth2_error_on_request(self, request, access_token, scopes):
         # DOT calls this when the row is missing, expired or short of scope; keep the row for _bearer_refusal.
@@ -429,6 +325,11 @@ class IdpOAuth2Validator(OAuth2Validator):
         request.id_token = stored
         request.idp_id_token = stored  # linked to the access token by _create_access_token
         return signed
+
+    def _save_id_token(self, jti, request, expires, *args, **kwargs):
+        # DOT's, written with one lean INSERT (idp/validator/rows.py).
+        return row_insert(IDToken(user=request.user, scope=request.scope or " ".join(request.scopes),
+                                  expires=expires, jti=jti, application=request.client))
 
     def _get_key_for_token(self, token):
         # DOT verifies its own ID tokens (id_token_hint at logout) with the active key only; any key still in

@@ -1,0 +1,85 @@
+"""The plain-SQL reads and writes of the token hot paths give the very rows and instances the ORM would."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model, set_token_value
+
+from clients.services import client_create
+from idp.claims import user_role_names
+from idp.validator.rows import row_insert
+from idp.validator.statements import access_token_read, refresh_token_read
+
+AccessToken = get_access_token_model()
+RefreshToken = get_refresh_token_model()
+
+
+@pytest.fixture
+def issued(make_user):
+    """alice, a client, and an access and a refresh token written by the lean INSERT."""
+    alice = make_user(username="alice", roles=["admin", "orders:write"])
+    client = client_create(name="Relying party", client_type="confidential", grant_types=["authorization-code"],
+                           redirect_uris=["https://rp.example.com/cb"], allowed_scopes=["openid"]).client
+    access = AccessToken(user=alice, scope="openid", expires=timezone.now() + timedelta(minutes=5),
+                         application=client, resource=[])
+    set_token_value(access, "access-token-value")
+    row_insert(access)
+    refresh = RefreshToken(user=alice, application=client, access_token=access, token_family=uuid.uuid4(), resource=[])
+    set_token_value(refresh, "refresh-token-value")
+    row_insert(refresh)
+    return alice, client, access, refresh
+
+
+def _fields(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
+
+
+def test_a_lean_insert_writes_the_row_save_would_write(issued):
+    _, _, access, refresh = issued
+    assert _fields(AccessToken.objects.get(pk=access.pk)) == _fields(access)
+    assert _fields(RefreshToken.objects.get(pk=refresh.pk)) == _fields(refresh)
+    # Only the checksum is stored (RFC 9700 §4), computed by DOT's own field.
+    assert AccessToken.objects.get(pk=access.pk).token == "" and access.token_checksum
+
+
+def test_the_refresh_token_read_loads_the_token_its_access_token_and_user_as_the_orm_does(
+        issued, django_assert_num_queries):
+    alice, _, access, refresh = issued
+    with django_assert_num_queries(1):
+        presented = refresh_token_read(refresh.token_checksum)
+    assert _fields(presented) == _fields(RefreshToken.objects.get(pk=refresh.pk))
+    with django_assert_num_queries(0):
+        assert _fields(presented.access_token) == _fields(access)
+        assert _fields(presented.user) == _fields(alice)
+    assert refresh_token_read("0" * 64) is None
+
+
+def test_the_refresh_token_read_prefers_the_live_row_among_rows_sharing_a_checksum(issued):
+    alice, client, _, refresh = issued
+    revoked = RefreshToken(user=alice, application=client, token_family=refresh.token_family, resource=[],
+                           revoked=timezone.now())
+    set_token_value(revoked, "refresh-token-value")
+    row_insert(revoked)
+    assert refresh_token_read(refresh.token_checksum).pk == refresh.pk
+    RefreshToken.objects.filter(pk=refresh.pk).update(revoked=timezone.now() - timedelta(minutes=1))
+    assert refresh_token_read(refresh.token_checksum).pk == revoked.pk  # then the most recently revoked
+
+
+def test_the_access_token_read_loads_the_token_its_client_and_user(issued, django_assert_num_queries):
+    alice, client, access, _ = issued
+    with django_assert_num_queries(1):
+        loaded = access_token_read(access.token_checksum)
+    with django_assert_num_queries(0):
+        assert _fields(loaded) == _fields(access)
+        assert _fields(loaded.application) == _fields(client)
+        assert _fields(loaded.user) == _fields(alice)
+    assert access_token_read("0" * 64) is None
+
+
+def test_a_users_roles_are_read_once_per_user_instance(issued, django_assert_num_queries):
+    alice, _, _, _ = issued
+    with django_assert_num_queries(1):
+        assert user_role_names(alice) == ["admin", "orders:write"]
+        assert user_role_names(alice) == ["admin", "orders:write"]
