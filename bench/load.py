@@ -136,8 +136,10 @@ def measure(run: Run, name: str, url: str, load: Load, *, duration: float | None
         duration = min(duration, MAX_CODE_SECONDS)
     values = pool(run.pool_size(duration), name) if pool else None
     cpu_before = sum(instance.cpu_seconds() for instance in run.instances)
+    steal_before, ticks_before = procs.cpu_ticks()
     result = drive(run.supervisor, url, phase, load, seconds=duration, label=name, values=values)
     server_cpu = sum(instance.cpu_seconds() for instance in run.instances) - cpu_before
+    steal_after, ticks_after = procs.cpu_ticks()
     latency = result["latency_us"]
     row = {
         "path": name, "rps": round(result["rps"], 1), "requests": result["requests"],
@@ -148,12 +150,15 @@ def measure(run: Run, name: str, url: str, load: Load, *, duration: float | None
         # Of one core: 100 means the IdP kept its pinned core busy the whole run (wrk's start-up included).
         "server_cpu_percent": round(100 * server_cpu / (result["duration_us"] / 1e6), 1),
         "wrk_cpu_percent": result["wrk_cpu_percent"],
+        # Of both cores: time the hypervisor ran other guests instead of this VM during the run.
+        "steal_percent": round(100 * (steal_after - steal_before) / max(1, ticks_after - ticks_before), 1),
     }
     row["misses"] = report.verdict(row)
     if name == "client_credentials":
         run.rate_hint = max(200.0, result["rps"])
     print(f"  {name + note:<36} {row['rps']:>9,.0f} req/s  p99 {row['p99_ms']:>7.1f} ms  IdP CPU "
-          f"{row['server_cpu_percent']:>5.1f}%  wrk CPU {row['wrk_cpu_percent']:>5.1f}%  "
+          f"{row['server_cpu_percent']:>5.1f}%  wrk CPU {row['wrk_cpu_percent']:>5.1f}%  steal "
+          f"{row['steal_percent']:>4.1f}%  "
           f"{'; '.join(row['problems'] + row['warmup_problems']) or 'clean'}", flush=True)
     return row
 

@@ -198,6 +198,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all cores since boot, from /proc/stat: the time the hypervisor gave this VM's
+    cores to other guests, and all time."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is already counted in user)
+    return fields[7], sum(fields[:8])
+
+
 def load_average() -> list[float]:
     return [float(value) for value in Path("/proc/loadavg").read_text().split()[:3]]
 

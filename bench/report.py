@@ -70,9 +70,9 @@ def _number(value, digits: int = 1) -> str:
 def table(rows: list[dict]) -> str:
     """The Markdown table of a run: one line per path."""
     lines = [
-        "| path | req/s | p50 ms | p90 ms | p99 ms | errors / non-2xx | max worker RSS MiB | IdP CPU % | "
+        "| path | req/s | p50 ms | p90 ms | p99 ms | errors / non-2xx | max worker RSS MiB | IdP CPU % | steal % | "
         "target req/s | met? |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
         target = TARGET_RPS.get(row["path"])
@@ -83,7 +83,8 @@ def table(rows: list[dict]) -> str:
             f"| {row['path']} | {_number(row['rps'], 0)} | {_number(row['p50_ms'], latency_digits)} | "
             f"{_number(row['p90_ms'], latency_digits)} | {_number(row['p99_ms'], latency_digits)} | "
             f"{row['socket_errors']} / {row['non2xx']} | {_number(row.get('rss_max_mib'), 0)} | "
-            f"{_number(row.get('server_cpu_percent'), 0)} | {'≥ ' + format(target, ',') if target else '—'} | {met} |"
+            f"{_number(row.get('server_cpu_percent'), 0)} | {_number(row.get('steal_percent'), 1)} | "
+            f"{'≥ ' + format(target, ',') if target else '—'} | {met} |"
         )
     return "\n".join(lines)
 
