@@ -85,7 +85,6 @@ class RefreshTokenChecks:
             ))
         return True
 
-
     def _rotate_refresh_token(self, token, request, presented) -> None:
         """Replace the presented refresh token and its access token with the new pair, in the caller's transaction.
 
