@@ -13,7 +13,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 
 from clients.models import Client
 from idp.models import GrantContext
-from idp.validator.rows import row_shape
+from idp.validator.rows import RowShape, row_shape
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
@@ -33,11 +33,34 @@ def _table(model, using: str) -> str:
     return connections[using].ops.quote_name(model._meta.db_table)
 
 
+def _shapes(using: str, *models: tuple) -> list[RowShape]:
+    return [row_shape(model, alias, using) for model, alias in models]
+
+
+def _joined_read(statement: str, params: list, using: str, shapes: list[RowShape]) -> list | None:
+    """The instances of one row of joined tables, one per shape in column order (None where a LEFT JOIN matched
+    nothing); None when there is no row."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances, start = [], 0
+    for shape in shapes:
+        columns = row[start:start + len(shape)]
+        start += len(shape)
+        instances.append(shape.instance(columns) if columns[0] is not None else None)
+    return instances
+
+
+def _refresh_token_shapes(using: str) -> list[RowShape]:
+    return _shapes(using, (RefreshToken, "rt"), (AccessToken, "at"), (get_user_model(), "u"))
+
+
 @functools.cache
 def _refresh_token_query(using: str) -> str:
     user_model = get_user_model()
-    tokens, access, users = (row_shape(model, alias, using) for model, alias in (
-        (RefreshToken, "rt"), (AccessToken, "at"), (user_model, "u")))
+    tokens, access, users = _refresh_token_shapes(using)
 
     def rt(name: str) -> str:
         return "rt." + _column(RefreshToken, name, using)
@@ -57,17 +80,11 @@ def refresh_token_read(checksum: str):
     """The refresh-token row with this checksum (the live one when there is one), its access token and user
     loaded, in one statement; None when there is none."""
     using = router.db_for_read(RefreshToken)
-    with connections[using].cursor() as cursor:
-        cursor.execute(_refresh_token_query(using), [checksum])
-        row = cursor.fetchone()
-    if row is None:
+    read = _joined_read(_refresh_token_query(using), [checksum], using, _refresh_token_shapes(using))
+    if read is None:
         return None
-    tokens, access, users = (row_shape(model, alias, using) for model, alias in (
-        (RefreshToken, "rt"), (AccessToken, "at"), (get_user_model(), "u")))
-    presented = tokens.instance(row[:len(tokens)])
-    access_row = row[len(tokens):len(tokens) + len(access)]
-    presented.access_token = access.instance(access_row) if access_row[0] is not None else None
-    presented.user = users.instance(row[len(tokens) + len(access):])
+    presented, access_token, user = read
+    presented.access_token, presented.user = access_token, user
     return presented
 
 
@@ -93,11 +110,14 @@ def family_context_read(token_family: uuid.UUID) -> tuple | None:
     return tuple(row_shape(GrantContext, "", using, _CONTEXT_FIELDS).values(row)) if row is not None else None
 
 
+def _access_token_shapes(using: str) -> list[RowShape]:
+    return _shapes(using, (AccessToken, "at"), (Client, "c"), (get_user_model(), "u"))
+
+
 @functools.cache
 def _access_token_query(using: str) -> str:
     user_model = get_user_model()
-    tokens, clients, users = (row_shape(model, alias, using) for model, alias in (
-        (AccessToken, "at"), (Client, "c"), (user_model, "u")))
+    tokens, clients, users = _access_token_shapes(using)
 
     def at(name: str) -> str:
         return "at." + _column(AccessToken, name, using)
@@ -115,25 +135,22 @@ def access_token_read(checksum: str):
     """The access-token row with this checksum, its client and user loaded, in one statement; None when there is
     none."""
     using = router.db_for_read(AccessToken)
-    with connections[using].cursor() as cursor:
-        cursor.execute(_access_token_query(using), [checksum])
-        row = cursor.fetchone()
-    if row is None:
+    read = _joined_read(_access_token_query(using), [checksum], using, _access_token_shapes(using))
+    if read is None:
         return None
-    tokens, clients, users = (row_shape(model, alias, using) for model, alias in (
-        (AccessToken, "at"), (Client, "c"), (get_user_model(), "u")))
-    access_token = tokens.instance(row[:len(tokens)])
-    client_row = row[len(tokens):len(tokens) + len(clients)]
-    user_row = row[len(tokens) + len(clients):]
-    access_token.application = clients.instance(client_row) if client_row[0] is not None else None
-    access_token.user = users.instance(user_row) if user_row[0] is not None else None
+    access_token, client, user = read
+    access_token.application, access_token.user = client, user
     return access_token
+
+
+def _grant_shapes(using: str) -> list[RowShape]:
+    return _shapes(using, (Grant, "g"), (get_user_model(), "u"))
 
 
 @functools.cache
 def _grant_query(using: str) -> str:
     user_model = get_user_model()
-    grants, users = row_shape(Grant, "g", using), row_shape(user_model, "u", using)
+    grants, users = _grant_shapes(using)
     return (
         f"SELECT {grants.columns}, {users.columns} FROM {_table(Grant, using)} g "  # noqa: S608
         f"INNER JOIN {_table(user_model, using)} u ON u.{_column(user_model, 'id', using)} = "
@@ -144,14 +161,11 @@ def _grant_query(using: str) -> str:
 def grant_read(code: str):
     """The authorization code's Grant row, its user loaded, in one statement; None when there is none."""
     using = router.db_for_read(Grant)
-    with connections[using].cursor() as cursor:
-        cursor.execute(_grant_query(using), [code])
-        row = cursor.fetchone()
-    if row is None:
+    read = _joined_read(_grant_query(using), [code], using, _grant_shapes(using))
+    if read is None:
         return None
-    grants, users = row_shape(Grant, "g", using), row_shape(get_user_model(), "u", using)
-    grant = grants.instance(row[:len(grants)])
-    grant.user = users.instance(row[len(grants):])
+    grant, user = read
+    grant.user = user
     return grant
 
 
