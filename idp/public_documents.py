@@ -48,13 +48,14 @@ class _Copy:
 
 
 def _host_allowed(environ: dict) -> bool:
-    # The same check as HttpRequest.get_host(): a foreign Host header gets Django's 400, never a replayed document.
-    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    # Django's own test against ALLOWED_HOSTS: a foreign Host header goes to Django for its 400, never a replay.
+    # Which header names the host is HttpRequest._get_raw_host()'s choice.
+    if settings.USE_X_FORWARDED_HOST and "HTTP_X_FORWARDED_HOST" in environ:
+        host = environ["HTTP_X_FORWARDED_HOST"]
+    else:
+        host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
     domain, _port = split_domain_port(host)
-    allowed = settings.ALLOWED_HOSTS
-    if settings.DEBUG and not allowed:
-        allowed = [".localhost", "127.0.0.1", "[::1]"]
-    return bool(domain) and validate_host(domain, allowed)
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
 def _is_secure(environ: dict) -> bool:

@@ -132,3 +132,12 @@ def test_replays_are_counted_in_the_request_metrics(served):
     for _ in range(3):
         call(application, DISCOVERY)
     assert metrics.REQUESTS.labels(**labels)._value.get() == before + 3
+
+
+def test_behind_a_proxy_a_foreign_forwarded_host_goes_to_django(served, settings):
+    application, django = served
+    settings.USE_X_FORWARDED_HOST = True
+    call(application, DISCOVERY)
+    status = call(application, DISCOVERY, HTTP_X_FORWARDED_HOST="evil.example")[0]
+    assert status == "400 Bad Request"
+    assert django.calls == 2
