@@ -8,7 +8,6 @@ is recorded once as token.rejected with one of the reasons in audit.events.TOKEN
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from rest_framework.permissions import SAFE_METHODS
 from audit import events
 from audit.services import event_record
 from idp import bearer
+from idp.tokens import token_checksum
 
 AccessToken = get_access_token_model()
 
@@ -64,11 +64,6 @@ class VerifiedAccessToken:
     @property
     def scopes(self) -> list[str]:
         return str(self.claims.get("scope", "")).split()
-
-
-def token_checksum(token: str) -> str:
-    """The SHA-256 checksum under which django-oauth-toolkit stores an access or refresh token."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 _DESCRIPTIONS = {

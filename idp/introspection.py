@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import F
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from oauth2_provider.models import get_access_token_model
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauthlib.common import Request as OauthlibRequest
 
@@ -21,9 +19,10 @@ from audit import events
 from clients.models import Client
 from idp import bearer, token_audit
 from idp.token_endpoint import refuse_nul_bytes
+from idp.tokens import token_checksum
+from idp.validator.statements import refresh_token_read
 
 AccessToken = get_access_token_model()
-RefreshToken = get_refresh_token_model()
 INACTIVE = {"active": False}
 
 
@@ -81,7 +80,7 @@ def _live_access_token_query() -> str:
 def _access_token_answer(client: Client, token: str) -> tuple[dict, bearer.Rejection | None]:
     """The answer about an access token, and why it is inactive; (INACTIVE, None) when no row has this token."""
     with connection.cursor() as cursor:
-        cursor.execute(_live_access_token_query(), [timezone.now(), hashlib.sha256(token.encode()).hexdigest()])
+        cursor.execute(_live_access_token_query(), [timezone.now(), token_checksum(token)])
         row = cursor.fetchone()
     if row is None:
         return INACTIVE, None
@@ -111,17 +110,14 @@ def _access_token_answer(client: Client, token: str) -> tuple[dict, bearer.Rejec
 
 def _refresh_token_answer(client: Client, token: str) -> tuple[dict, bearer.Rejection | None]:
     """The answer about a refresh token, and why it is inactive; (INACTIVE, None) when no row has this token."""
-    row = (
-        RefreshToken.objects.select_related("application", "user")
-        .filter(token_checksum=hashlib.sha256(token.encode()).hexdigest())
-        .order_by(F("revoked").desc(nulls_first=True))
-        .first()
-    )
+    # The token grant's own read: the live row first, then the most recently revoked, its user loaded.
+    row = refresh_token_read(token_checksum(token))
     if row is None:
         return INACTIVE, None
-    owner = row.application.client_id if row.application is not None else ""
     if row.application_id != client.pk:
-        return INACTIVE, bearer.Rejection(reason=bearer.WRONG_AUDIENCE, client_id=owner)
+        owner = Client.objects.filter(pk=row.application_id).values_list("client_id", flat=True).first()
+        return INACTIVE, bearer.Rejection(reason=bearer.WRONG_AUDIENCE, client_id=owner or "")
+    owner = client.client_id
     if row.revoked is not None or not client.enabled:
         return INACTIVE, bearer.Rejection(reason=bearer.REVOKED, client_id=owner)
     if row.created + timedelta(seconds=client.refresh_token_idle_lifetime) <= timezone.now():

@@ -8,7 +8,6 @@ beyond the subject token, and comes without a refresh token.
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from django.contrib.auth import get_user_model
@@ -23,6 +22,7 @@ from idp.constants import (
     GRANT_TYPE_TOKEN_EXCHANGE,
     TOKEN_TYPE_ACCESS_TOKEN,
 )
+from idp.tokens import token_checksum
 
 
 class InvalidTargetError(errors.OAuth2Error):
@@ -53,7 +53,7 @@ def _subject_claims(request, token: str) -> dict:
         claims = bearer.access_token_claims(token)
     except bearer.TokenInvalid as invalid:
         raise _invalid_subject(request, _SUBJECT_PROBLEMS[invalid.reason]) from None
-    checksum = hashlib.sha256(token.encode()).hexdigest()
+    checksum = token_checksum(token)
     row = (get_access_token_model().objects.filter(token_checksum=checksum)
            .select_related("application", "user").only("application__enabled", "user__is_active").first())
     if row is None:

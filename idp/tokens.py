@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 
@@ -14,6 +15,12 @@ from idp.constants import ACCESS_TOKEN_TYP, ERROR_INVALID_TARGET, GRANT_TYPE_CLI
 from idp.keys import active_signing_key
 
 REFRESH_TOKEN_BYTES = 32  # 256 bits
+
+
+def token_checksum(token: str) -> str:
+    """The SHA-256 checksum (hex) under which django-oauth-toolkit stores an access or refresh token, and the
+    IdP its authorization codes: never the token itself."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _requested_audiences(request) -> list[str]:

@@ -31,10 +31,11 @@ from accounts.models import User
 from audit import events
 from audit.services import event_record
 from clients.models import GRANT_AUTHORIZATION_CODE, Client
-from idp.api_auth import access_token_claims_verify, token_checksum
+from idp.api_auth import access_token_claims_verify
 from idp.constants import GRANT_TYPE_REFRESH_TOKEN, SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE, SCOPE_ROLES
 from idp.models import GrantContext
 from idp.revocation import revoke_token_family
+from idp.tokens import token_checksum
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()

@@ -26,10 +26,10 @@ from idp.constants import ID_TOKEN_TYP
 from idp.keys import active_signing_key, signing_key_by_kid
 from idp.models import GrantContext
 from idp.revocation import revoke_token_family
+from idp.tokens import token_checksum
 from idp.validator.refresh import RefreshTokenChecks
 from idp.validator.rows import row_insert
 from idp.validator.statements import access_token_read, grant_context_redeem, grant_read, open_grant_context_read
-from idp.validator.statements import sha256_hex as _checksum
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
@@ -92,7 +92,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
     def save_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:
         super().save_authorization_code(client_id, code, request, *args, **kwargs)
         GrantContext.objects.create(
-            code_checksum=_checksum(code["code"]),
+            code_checksum=token_checksum(code["code"]),
             client=request.client,
             sid=getattr(request, "idp_sid", None) or "",
             auth_time=getattr(request, "idp_auth_time", None),
@@ -152,7 +152,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
     def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
         grant = self._client_grant(code, client, request)
         if grant is not None and not grant.is_expired():
-            context = open_grant_context_read(_checksum(code))
+            context = open_grant_context_read(token_checksum(code))
             if context is None:
                 return False
             # What DOT's validate_code carries from the grant onto the request.
@@ -169,7 +169,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
         # RFC 6749 §4.1.2: a code presented twice is a sign of theft; revoke what was issued from it.
         replayed = (
             GrantContext.objects.only("token_family", "access_token_id")
-            .filter(code_checksum=_checksum(code), redeemed_at__isnull=False)
+            .filter(code_checksum=token_checksum(code), redeemed_at__isnull=False)
             .first()
         )
         if replayed is not None:
@@ -252,7 +252,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
 
     def _load_access_token(self, token):
         # DOT's read (the row, its client and user), as one statement the ORM need not compile.
-        return access_token_read(_checksum(token))
+        return access_token_read(token_checksum(token))
 
     def _set_oauth2_error_on_request(self, request, access_token, scopes):
         # DOT calls this when the row is missing, expired or short of scope; keep the row for _bearer_refusal.

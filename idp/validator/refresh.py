@@ -13,8 +13,8 @@ from oauthlib.oauth2.rfc6749 import errors
 from audit import events
 from idp import token_audit
 from idp.revocation import revoke_rotated_refresh_token
+from idp.tokens import token_checksum
 from idp.validator.statements import family_context_read, refresh_token_read
-from idp.validator.statements import sha256_hex as _checksum
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
@@ -31,7 +31,7 @@ class RefreshTokenChecks:
         was rotated. A live token needs its access token, within REFRESH_TOKEN_EXPIRE_SECONDS of that token's
         expiry, and the client's idle and absolute lifetimes; its user must be active.
         """
-        presented = refresh_token_read(_checksum(refresh_token))
+        presented = refresh_token_read(token_checksum(refresh_token))
         if presented is None:
             return False
         now = timezone.now()

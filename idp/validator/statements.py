@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import uuid
 
 from django.contrib.auth import get_user_model
@@ -18,11 +17,6 @@ from idp.validator.rows import RowShape, row_shape
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
 Grant = get_grant_model()
-
-
-def sha256_hex(value: str) -> str:
-    """The SHA-256 checksum under which a token or code is stored (hex)."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def _column(model, name: str, using: str) -> str:
