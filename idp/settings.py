@@ -165,6 +165,16 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# The token, revocation, introspection and userinfo endpoints, as gunicorn serves them (idp/protocol_chain.py):
+# their callers send credentials, never cookies, so the session, CSRF, authentication and messages middleware are
+# left out. X-Frame-Options still comes from SecurityHeadersMiddleware.
+PROTOCOL_MIDDLEWARE = [
+    "audit.middleware.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "idp.security_headers.SecurityHeadersMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "idp.access_audit.AccessDeniedAuditMiddleware",
+]
 
 ROOT_URLCONF = "idp.urls"
 WSGI_APPLICATION = "idp.wsgi.application"

@@ -5,8 +5,10 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
 
-from idp.public_documents import PublicDocuments  # noqa: E402 - needs the settings that get_wsgi_application set up
+# Both need the settings that get_wsgi_application set up.
+from idp.protocol_chain import ProtocolRouter  # noqa: E402
+from idp.public_documents import PublicDocuments  # noqa: E402
 
-application = PublicDocuments(application)
+application = PublicDocuments(ProtocolRouter(django_application))

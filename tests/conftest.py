@@ -9,6 +9,37 @@ STRONG_PASSWORD = "correct-horse-battery-staple-42"
 pytest_plugins = ["tests.browser_fixtures"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _the_routes_gunicorn_serves():
+    """Requests in tests take the route they take under gunicorn (idp/wsgi.py): the token, revocation,
+    introspection and userinfo endpoints through the protocol middleware chain (idp/protocol_chain.py), every other
+    path through settings.MIDDLEWARE. Django's test client and live server each build a plain handler; both are
+    given the router instead, so every endpoint test exercises the chain production serves it with."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import client as test_client
+    from django.test import testcases
+
+    from idp.protocol_chain import ProtocolChainMixin, ProtocolRouter, protocol_paths
+
+    class ProtocolClientHandler(ProtocolChainMixin, test_client.ClientHandler):
+        pass
+
+    class RoutedClientHandler(test_client.ClientHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.protocol = ProtocolClientHandler(*args, **kwargs)
+
+        def __call__(self, environ):
+            if environ.get("PATH_INFO") in protocol_paths():
+                return self.protocol(environ)
+            return super().__call__(environ)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(test_client, "ClientHandler", RoutedClientHandler)
+        patch.setattr(testcases, "WSGIHandler", lambda: ProtocolRouter(WSGIHandler()))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _plain_static_storage(settings):
     # The manifest storage needs `collectstatic`; tests render admin pages without it.
