@@ -29,7 +29,7 @@ class ProtocolChainMixin:
     def load_middleware(self, is_async: bool = False) -> None:
         # Django builds a chain from settings.MIDDLEWARE only, so the list is swapped in for the one call that
         # builds this handler's chain: the chain is then exactly what Django would build from that list. It runs
-        # once, while the WSGI module is imported, before any request is served.
+        # once per handler; gunicorn's is built while idp.wsgi is imported, before any request is served.
         full = settings.MIDDLEWARE
         settings.MIDDLEWARE = settings.PROTOCOL_MIDDLEWARE
         try:
@@ -50,9 +50,9 @@ def protocol_paths() -> frozenset[str]:
 class ProtocolRouter:
     """WSGI: protocol endpoints to `protocol`, everything else to `full`."""
 
-    def __init__(self, full: Callable, protocol: Callable | None = None) -> None:
+    def __init__(self, full: Callable) -> None:
         self.full = full
-        self.protocol = protocol or ProtocolHandler()
+        self.protocol = ProtocolHandler()
         self.paths = protocol_paths()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
