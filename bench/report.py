@@ -123,7 +123,7 @@ def markdown(results: dict) -> str:
         f"(idp/gunicorn_conf.py) pinned to core {config['server_cpus']}; "
         f"wrk {config['wrk_threads']} threads, {config['connections']} connections pinned to core "
         f"{config['wrk_cpus']}; PostgreSQL on loopback, not pinned (a system service, it shares both cores); "
-        f"RS256-2048 signing key; Argon2id m=19 MiB t=2 p=1; {config['warmup']} s warm-up, then "
+        f"RS256-2048 signing key; Argon2id m=7 MiB t=5 p=1; {config['warmup']} s warm-up, then "
         f"{config['duration']} s per run, {config.get('repeat', 1)} runs per path, the median run shown. RSS is the "
         "largest gunicorn worker's after the path's run; IdP CPU % is the gunicorn processes' CPU time over the "
         "run, in percent of one core.",
