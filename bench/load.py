@@ -45,6 +45,7 @@ PATHS = ("discovery", "jwks", "client_credentials", "introspection", "userinfo",
          "authorization_code", "password_login", "toolkit_verify")
 MAX_CODE_SECONDS = 45  # codes live 60 s (AUTHORIZATION_CODE_EXPIRE_SECONDS); they are minted just before the run
 SIGN_IN_USERS = 32
+PACED_MIN_SECONDS = 20  # at 30 requests a second, 600 timed requests: the p99 is the 6th slowest
 
 
 
@@ -164,15 +165,56 @@ def measure(run: Run, name: str, url: str, load: Load, *, duration: float | None
 
 
 def median_run(repeats: list[dict]) -> dict:
-    """The run with the median throughput stands for the path: this VM's neighbours steal a varying share of its
-    cores, so a single run may land on a busy moment. Every run's problems count, not only the chosen one's."""
-    row = dict(sorted(repeats, key=lambda each: each["rps"])[len(repeats) // 2])
+    """The run with the median throughput (at a fixed rate: the median p99) stands for the path: this VM's
+    neighbours steal a varying share of its cores, so a single run may land on a busy moment. Every run's problems
+    count, not only the chosen one's."""
+    paced = repeats[0].get("mode") == "paced"
+    row = dict(sorted(repeats, key=lambda each: each["p99_ms"] if paced else each["rps"])[len(repeats) // 2])
     row["runs_rps"] = [each["rps"] for each in repeats]
     for key in ("problems", "warmup_problems"):
         row[key] = [problem for each in repeats for problem in each[key]]
     row["socket_errors"] = sum(each["socket_errors"] for each in repeats)
     row["non2xx"] = sum(each["non2xx"] for each in repeats)
     row["misses"] = report.verdict(row)
+    return row
+
+
+def measure_paced(run: Run, name: str, url: str, rate: float) -> dict:
+    """The path at a fixed rate over the same connections (bench/paced.py): its latency while carrying `rate`."""
+    args = run.args
+    phase, _ = phase_for(run, name, url)
+    spec = run.supervisor.unique_path(f"{name}-paced") / "phase.json"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(json.dumps({"method": phase.method, "path": phase.path, "headers": phase.headers,
+                                "body": phase.body, "values": phase.values}))
+    seconds = max(PACED_MIN_SECONDS, args.duration)
+    cpu_before = sum(instance.cpu_seconds() for instance in run.instances)
+    steal_before, ticks_before = procs.cpu_ticks()
+    output = run.supervisor.run(
+        f"paced-{spec.parent.name}", [str(PYTHON), "-m", "bench.paced", "--url", url, "--phase", str(spec),
+                                      "--rate", str(rate), "--seconds", str(seconds), "--warmup", str(args.warmup),
+                                      "--connections", str(args.connections)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cpus=args.wrk_cpus, timeout=20 * (seconds + args.warmup) + 60)
+    server_cpu = sum(instance.cpu_seconds() for instance in run.instances) - cpu_before
+    steal_after, ticks_after = procs.cpu_ticks()
+    outcome = json.loads(output.strip().splitlines()[-1])
+    result = outcome["measured"]
+    latency = result["latency_us"]
+    row = {
+        "path": name, "mode": "paced", "rate": rate, "rps": round(result["rps"], 1), "requests": result["requests"],
+        "p50_ms": latency["p50"] / 1000, "p90_ms": latency["p90"] / 1000, "p99_ms": latency["p99"] / 1000,
+        "max_ms": latency["max"] / 1000, "socket_errors": result["socket_errors"], "non2xx": result["non2xx"],
+        "statuses": result["statuses"], "problems": problems(result), "warmup_problems": problems(outcome["warmup"]),
+        "rss_max_mib": run.worker_rss_max(), "seconds": seconds, "target_rps": rate,
+        # The whole schedule, warm-up included, over the measured window: an estimate of the core's share.
+        "server_cpu_percent": round(100 * server_cpu / (seconds + args.warmup), 1),
+        "wrk_cpu_percent": None,
+        "steal_percent": round(100 * (steal_after - steal_before) / max(1, ticks_after - ticks_before), 1),
+    }
+    row["misses"] = report.verdict(row)
+    print(f"  {name + f' at {rate:g}/s, paced':<36} {row['rps']:>9,.0f} req/s  p99 {row['p99_ms']:>7.1f} ms  IdP CPU "
+          f"{row['server_cpu_percent']:>5.1f}%  steal {row['steal_percent']:>4.1f}%  "
+          f"{'; '.join(row['problems'] + row['warmup_problems']) or 'clean'}", flush=True)
     return row
 
 
@@ -333,6 +375,9 @@ def execute(run: Run, results: dict) -> None:
                            else measure(run, name, server.url, load))
             time.sleep(1)
         rows.append(median_run(repeats))
+        if name in report.P99_AT_RATE:
+            rate = report.P99_AT_RATE[name]
+            rows.append(median_run([measure_paced(run, name, server.url, rate) for _ in range(args.repeat)]))
     results["worker_rss_after_run_mib"] = [round(size, 1) for size in server.worker_rss()]
     if not args.no_profile:
         print("\nProfiling in-process (query counts, medians, cProfile of the token paths)...", flush=True)

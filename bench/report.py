@@ -20,6 +20,13 @@ TARGET_RPS = {
     "toolkit_verify": 10_000,
 }
 P99_LIMIT_MS = 100
+# Paths whose p99 is judged at a fixed rate (bench/paced.py), the path's throughput target, instead of with wrk's 16
+# busy connections. A password login costs more of the core than its hash (Argon2id at OWASP's minimum, 14-20 ms);
+# 16 connections kept busy wait 16 ÷ throughput on average (Little's law), about 400 ms at 40 logins/s, so at
+# saturation no code could answer in 100 ms. The saturated row still reports it, and still must reach the rate.
+P99_AT_RATE = {"password_login": 30}
+# A paced run that finished fewer requests a second than this share of its rate did not keep up with the schedule.
+PACED_RATE_KEPT = 0.97
 RSS_LIMIT_MIB = 150
 BANNER = "!" * 100
 
@@ -42,10 +49,15 @@ def verdict(row: dict) -> list[str]:
     misses = []
     if row["problems"] or row.get("warmup_problems"):
         misses.append("errors")
+    paced = row.get("mode") == "paced"
     target = TARGET_RPS.get(row["path"])
-    if target is not None and row["rps"] < target:
+    if paced:
+        if row["rps"] < PACED_RATE_KEPT * row["rate"]:
+            misses.append("rate")
+    elif target is not None and row["rps"] < target:
         misses.append("req/s")
-    if row["p99_ms"] is not None and row["p99_ms"] >= P99_LIMIT_MS:
+    p99_judged = paced or row["path"] not in P99_AT_RATE
+    if p99_judged and row["p99_ms"] is not None and row["p99_ms"] >= P99_LIMIT_MS:
         misses.append("p99")
     if row.get("rss_max_mib") is not None and row["rss_max_mib"] > RSS_LIMIT_MIB:
         misses.append("RSS")
@@ -75,16 +87,23 @@ def table(rows: list[dict]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
+        paced = row.get("mode") == "paced"
         target = TARGET_RPS.get(row["path"])
         misses = verdict(row)
         met = "yes" if not misses else "NO (" + ", ".join(misses) + ")"
+        if not paced and row["path"] in P99_AT_RATE:
+            met += f" (p99 judged at {P99_AT_RATE[row['path']]:g}/s, next row)"
+        name = f"{row['path']} at {row['rate']:g}/s, paced" if paced else row["path"]
+        target_text = "≥ " + format(target, ",") if target else "—"
+        if paced:
+            target_text = f"{row['rate']:g}, p99 < {P99_LIMIT_MS}"
         latency_digits = 3 if row["path"] == "toolkit_verify" else 1
         lines.append(
-            f"| {row['path']} | {_number(row['rps'], 0)} | {_number(row['p50_ms'], latency_digits)} | "
+            f"| {name} | {_number(row['rps'], 0)} | {_number(row['p50_ms'], latency_digits)} | "
             f"{_number(row['p90_ms'], latency_digits)} | {_number(row['p99_ms'], latency_digits)} | "
             f"{row['socket_errors']} / {row['non2xx']} | {_number(row.get('rss_max_mib'), 0)} | "
             f"{_number(row.get('server_cpu_percent'), 0)} | {_number(row.get('steal_percent'), 1)} | "
-            f"{'≥ ' + format(target, ',') if target else '—'} | {met} |"
+            f"{target_text} | {met} |"
         )
     return "\n".join(lines)
 

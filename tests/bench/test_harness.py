@@ -1,16 +1,19 @@
-"""The benchmark harness itself: wrk's script spends single-use values once and counts every non-2xx answer, and a
-run with any failed request is never reported as meeting its targets."""
+"""The benchmark harness itself: wrk's script spends single-use values once and counts every non-2xx answer, the
+paced generator times each request from when it was due, and a run with any failed request is never reported as
+meeting its targets."""
 
 from __future__ import annotations
 
 import shutil
 import threading
+import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench import paced, report
 from bench.procs import Supervisor
 from bench.wrk import Load, Phase, drive, parse, problems
 
@@ -41,15 +44,24 @@ class _Recorder(BaseHTTPRequestHandler):
         pass
 
 
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]):
+    """The handler on a loopback port for the block's duration; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def recorder():
     _Recorder.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with _serving(_Recorder) as url:
+        yield url
 
 
 @needs_wrk
@@ -112,3 +124,72 @@ def test_wrk_output_without_a_result_line_is_an_error():
 
     with pytest.raises(BenchError, match="no result line"):
         parse("Running 1s test @ http://127.0.0.1:1\n")
+
+
+class _Slow(BaseHTTPRequestHandler):
+    """Answers 200 after 100 ms, one request at a time across all connections."""
+
+    protocol_version = "HTTP/1.1"
+    lock = threading.Lock()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        with self.lock:
+            time.sleep(0.1)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def slow_server():
+    with _serving(_Slow) as url:
+        yield url
+
+
+def test_paced_latency_counts_the_wait_of_requests_held_back_by_a_slow_server(slow_server):
+    """Coordinated omission: each answer takes 100 ms, but with requests due every 50 ms the backlog grows, and the
+    timing from each request's due moment shows it where timing from its send would not."""
+    phase = {"method": "POST", "path": "/login", "headers": {"Content-Type": "text/plain"}, "body": "v={{VALUE}}",
+             "values": ["1"]}
+    outcome = paced.run(url=slow_server, phase=phase, rate=20, seconds=1, warmup=0, connections=2)
+    measured = outcome["measured"]
+    assert measured["requests"] == 20 and problems(measured) == []
+    assert measured["latency_us"]["max"] >= 900_000  # the 20th was due at 0.95 s and answered at about 2 s
+    assert measured["rps"] < 12  # the server's 10 a second, not the schedule's 20
+    row = _row(path="password_login", mode="paced", rate=20, rps=measured["rps"],
+               p99_ms=measured["latency_us"]["p99"] / 1000)
+    assert report.verdict(row) == ["rate", "p99"]
+
+
+def test_paced_requests_start_on_schedule_and_every_non_2xx_is_counted(recorder):
+    phase = {"method": "POST", "path": "/token", "headers": {}, "body": "value={{VALUE}}", "values": ["1", "2"]}
+    started = time.perf_counter()
+    outcome = paced.run(url=recorder, phase=phase, rate=40, seconds=1, warmup=0.5, connections=4)
+    elapsed = time.perf_counter() - started
+    assert 1.4 <= elapsed < 3  # 60 requests due over 1.5 s, each answered at once
+    assert len(_Recorder.seen) == 60
+    warmup, measured = outcome["warmup"], outcome["measured"]
+    assert warmup["requests"] == 20 and measured["requests"] == 40
+    assert measured["non2xx"] == 20 and measured["statuses"] == "404=20"
+    assert "20 non-2xx responses (404=20)" in problems(measured)
+    assert 36 <= measured["rps"] <= 44
+    assert measured["latency_us"]["p99"] < 250_000  # answered at once: only thread wake-ups on a busy CI machine
+
+
+def test_login_p99_is_judged_at_its_rate_and_its_saturated_row_still_needs_the_throughput():
+    saturated = _row(path="password_login", rps=44.0, p99_ms=580.0)
+    assert report.verdict(saturated) == []
+    assert report.verdict({**saturated, "rps": 29.0}) == ["req/s"]
+    at_rate = _row(path="password_login", mode="paced", rate=30, rps=30.0, p99_ms=31.0)
+    assert report.verdict(at_rate) == []
+    assert report.verdict({**at_rate, "p99_ms": 100.0}) == ["p99"]
+    assert report.verdict({**at_rate, "rps": 28.0}) == ["rate"]
+    table = report.table([{**saturated, "server_cpu_percent": 100}, {**at_rate, "server_cpu_percent": 70}])
+    assert "| password_login at 30/s, paced | 30 |" in table
+    assert "| 30, p99 < 100 | yes |" in table
+    assert "yes (p99 judged at 30/s, next row)" in table
