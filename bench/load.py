@@ -193,7 +193,7 @@ def measure_paced(run: Run, name: str, url: str, rate: float) -> dict:
     output = run.supervisor.run(
         f"paced-{spec.parent.name}", [str(PYTHON), "-m", "bench.paced", "--url", url, "--phase", str(spec),
                                       "--rate", str(rate), "--seconds", str(seconds), "--warmup", str(args.warmup),
-                                      "--connections", str(args.connections)],
+                                      "--connections", str(args.connections), "--arrivals", args.paced_arrivals],
         env={**os.environ, "PYTHONPATH": str(ROOT)}, cpus=args.wrk_cpus, timeout=20 * (seconds + args.warmup) + 60)
     server_cpu = sum(instance.cpu_seconds() for instance in run.instances) - cpu_before
     steal_after, ticks_after = procs.cpu_ticks()
@@ -201,7 +201,8 @@ def measure_paced(run: Run, name: str, url: str, rate: float) -> dict:
     result = outcome["measured"]
     latency = result["latency_us"]
     row = {
-        "path": name, "mode": "paced", "rate": rate, "rps": round(result["rps"], 1), "requests": result["requests"],
+        "path": name, "mode": "paced", "rate": rate, "arrivals": args.paced_arrivals, "rps": round(result["rps"], 1),
+        "requests": result["requests"],
         "p50_ms": latency["p50"] / 1000, "p90_ms": latency["p90"] / 1000, "p99_ms": latency["p99"] / 1000,
         "max_ms": latency["max"] / 1000, "socket_errors": result["socket_errors"], "non2xx": result["non2xx"],
         "statuses": result["statuses"], "problems": problems(result), "warmup_problems": problems(outcome["warmup"]),
@@ -212,7 +213,8 @@ def measure_paced(run: Run, name: str, url: str, rate: float) -> dict:
         "steal_percent": round(100 * (steal_after - steal_before) / max(1, ticks_after - ticks_before), 1),
     }
     row["misses"] = report.verdict(row)
-    print(f"  {name + f' at {rate:g}/s, paced':<36} {row['rps']:>9,.0f} req/s  p99 {row['p99_ms']:>7.1f} ms  IdP CPU "
+    label = f"{name} at {rate:g}/s, {report.arrivals_label(row)}"
+    print(f"  {label:<36} {row['rps']:>9,.0f} req/s  p99 {row['p99_ms']:>7.1f} ms  IdP CPU "
           f"{row['server_cpu_percent']:>5.1f}%  steal {row['steal_percent']:>4.1f}%  "
           f"{'; '.join(row['problems'] + row['warmup_problems']) or 'clean'}", flush=True)
     return row
@@ -264,6 +266,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale-out", action="store_true",
                         help="also run two instances behind nginx sharing PostgreSQL and Redis (bench/stages.py)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--paced-arrivals", choices=("even", "poisson"), default="even",
+                        help="starts of the fixed-rate login run: evenly spaced (default) or random (bench/paced.py)")
     return parser.parse_args(argv)
 
 
@@ -273,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"started": started, "command": shlex.join(["python", "-m", "bench.load", *sys.argv[1:]]),
                      "config": {"duration": args.duration, "warmup": args.warmup, "connections": args.connections,
                                 "wrk_threads": args.wrk_threads, "workers": args.workers, "threads": args.threads,
-                                "repeat": args.repeat,
+                                "repeat": args.repeat, "paced_arrivals": args.paced_arrivals,
                                 "server_cpus": args.server_cpus, "wrk_cpus": args.wrk_cpus,
                                 "postgresql_pinned": False}}
     VAR.mkdir(parents=True, exist_ok=True)

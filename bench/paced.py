@@ -10,7 +10,9 @@ about how fast the path answers while it carries the rate it must sustain. Here 
 t0 + k / rate and goes out on connection k mod N, so the connections take turns and the starts are evenly spaced.
 Each request is timed from when it was due, not from when it was sent: one held back because its connection was
 still waiting for an earlier answer counts that wait too (no coordinated omission, as in wrk2). The first
-`--warmup` seconds of the schedule are sent but not counted.
+`--warmup` seconds of the schedule are sent but not counted. With `--arrivals poisson` the gaps between due
+moments are random (exponential, the same mean, a fixed seed) instead of even: arrivals as independent users make
+them, which queue more at the same rate.
 
 FILE is JSON: {"method", "path", "headers", "body", "values"}; the body's {{VALUE}} takes the values in turn.
 Prints one JSON line: {"warmup": result, "measured": result}, each shaped like bench/wrk.parse's, so the same
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import random
 import threading
 import time
 import urllib.parse
@@ -83,19 +86,33 @@ def _error_kind(error: Exception) -> str:
     return "read"
 
 
+def schedule(*, rate: float, count: int, arrivals: str = "even", seed: int = 8) -> list[float]:
+    """Seconds from the start at which each of `count` requests is due: evenly spaced, or a Poisson process."""
+    if arrivals == "even":
+        return [k / rate for k in range(count)]
+    if arrivals != "poisson":
+        raise ValueError(f"unknown arrivals {arrivals!r}")
+    draw, due, moments = random.Random(seed), 0.0, []  # noqa: S311 - a repeatable load schedule, no secret
+    for _ in range(count):
+        moments.append(due)
+        due += draw.expovariate(rate)
+    return moments
+
+
 def run(*, url: str, phase: dict, rate: float, seconds: float, warmup: float, connections: int,
-        timeout: float = 10.0) -> dict:
+        arrivals: str = "even", timeout: float = 10.0) -> dict:
     """Send the schedule and return {"warmup": result, "measured": result}."""
     target = urllib.parse.urlsplit(url)
     values = phase.get("values") or [""]
     total_warmup, total = int(rate * warmup), int(rate * (warmup + seconds))
+    due_at = schedule(rate=rate, count=total, arrivals=arrivals)
     tallies = {"warmup": _Tally(), "measured": _Tally()}
     start = time.perf_counter() + 0.2  # every thread is waiting on its first slot before the first is due
 
     def connection(index: int) -> None:
         conn = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout)
         for k in range(index, total, connections):
-            due = start + k / rate
+            due = start + due_at[k]
             pause = due - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
@@ -122,6 +139,7 @@ def run(*, url: str, phase: dict, rate: float, seconds: float, warmup: float, co
         thread.join()
     results = {name: tally.result() for name, tally in tallies.items()}
     results["measured"]["rate"] = rate
+    results["measured"]["arrivals"] = arrivals
     return results
 
 
@@ -133,10 +151,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="measured seconds of the schedule")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of the schedule sent first, not counted")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--arrivals", choices=("even", "poisson"), default="even")
     args = parser.parse_args()
     phase = json.loads(args.phase.read_text())
     print(json.dumps(run(url=args.url, phase=phase, rate=args.rate, seconds=args.seconds, warmup=args.warmup,
-                         connections=args.connections)))
+                         connections=args.connections, arrivals=args.arrivals)))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,11 @@ _SHARE_KEYS = ("SQL (CursorWrapper._execute)", "RSA signing (jwt.api_jws.encode)
                "transaction commit")
 
 
+def arrivals_label(row: dict) -> str:
+    """How a fixed-rate row's requests were started: "paced" (evenly spaced) or "Poisson arrivals"."""
+    return "Poisson arrivals" if row.get("arrivals") == "poisson" else "paced"
+
+
 def _settings(facts: dict) -> str:
     settings = facts.get("postgresql_settings", {})
     return ", ".join(f"{name}={value}" for name, value in settings.items() if name != "server_version")
@@ -93,7 +98,7 @@ def table(rows: list[dict]) -> str:
         met = "yes" if not misses else "NO (" + ", ".join(misses) + ")"
         if not paced and row["path"] in P99_AT_RATE:
             met += f" (p99 judged at {P99_AT_RATE[row['path']]:g}/s, next row)"
-        name = f"{row['path']} at {row['rate']:g}/s, paced" if paced else row["path"]
+        name = f"{row['path']} at {row['rate']:g}/s, {arrivals_label(row)}" if paced else row["path"]
         target_text = "≥ " + format(target, ",") if target else "—"
         if paced:
             target_text = f"{row['rate']:g}, p99 < {P99_LIMIT_MS}"

@@ -193,3 +193,15 @@ def test_login_p99_is_judged_at_its_rate_and_its_saturated_row_still_needs_the_t
     assert "| password_login at 30/s, paced | 30 |" in table
     assert "| 30, p99 < 100 | yes |" in table
     assert "yes (p99 judged at 30/s, next row)" in table
+
+
+def test_poisson_arrivals_keep_the_mean_rate_and_are_repeatable():
+    even = paced.schedule(rate=30, count=900)
+    assert even[:3] == [0.0, 1 / 30, 2 / 30] and even[-1] == pytest.approx(899 / 30)
+    random_starts = paced.schedule(rate=30, count=900, arrivals="poisson")
+    assert random_starts == paced.schedule(rate=30, count=900, arrivals="poisson")
+    gaps = [later - earlier for earlier, later in zip(random_starts, random_starts[1:], strict=False)]
+    assert 27 <= len(gaps) / sum(gaps) <= 33
+    assert max(gaps) > 3 / 30 and min(gaps) < 0.1 / 30  # bursts and lulls, unlike the even schedule
+    with pytest.raises(ValueError, match="unknown arrivals"):
+        paced.schedule(rate=30, count=10, arrivals="bursty")
