@@ -30,6 +30,7 @@ from oauthlib.common import Request as OauthlibRequest
 from accounts.models import User
 from audit import events
 from audit.services import event_record
+from clients.cache import client_cached_get
 from clients.models import GRANT_AUTHORIZATION_CODE, Client
 from idp.api_auth import access_token_claims_verify
 from idp.constants import GRANT_TYPE_REFRESH_TOKEN, SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE, SCOPE_ROLES
@@ -83,7 +84,8 @@ def first_party_client_ensure() -> tuple[Client, bool]:
     other reads that row. An administrator's later changes (or disabling it) are kept, never overwritten.
     """
     client_id = settings.IDP_FIRST_PARTY_CLIENT_ID
-    client = Client.objects.filter(client_id=client_id).first()
+    # From the client cache, as the token endpoint reads clients: every sign-in and cookie refresh asks for it.
+    client = client_cached_get(client_id=client_id)
     if client is not None:
         return client, False
     # Public (a browser holds no secret) and first-party (no consent screen). Its refresh family lives as long as a

@@ -631,13 +631,13 @@ def test_login_creates_the_first_party_client_when_it_is_missing(spa, alice, pas
 def test_first_party_client_ensure_reads_the_winner_of_a_concurrent_insert(keys, monkeypatch):
     winner, _ = services.first_party_client_ensure()
     # Another process inserts between this one's lookup and its insert: the lookup sees nothing, the insert collides.
-    real_filter, lookups = Client.objects.filter, []
+    lookups = []
 
-    def filter_missing_once(*args, **kwargs):
-        lookups.append(kwargs)
-        return Client.objects.none() if len(lookups) == 1 else real_filter(*args, **kwargs)
+    def missing(*, client_id):
+        lookups.append(client_id)
+        return None
 
-    monkeypatch.setattr(Client.objects, "filter", filter_missing_once)
+    monkeypatch.setattr(services, "client_cached_get", missing)
 
     client, created = services.first_party_client_ensure()
 

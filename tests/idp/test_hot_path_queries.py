@@ -163,3 +163,29 @@ def test_a_code_exchange_costs_a_fixed_number_of_queries(client, service, relyin
         "UPDATE idp_grantcontext",  # redeemed: a replay of the code revokes what was issued
         "DELETE oauth2_provider_grant",  # the code is single-use
     ], queries
+
+
+def test_a_password_login_costs_a_fixed_number_of_queries(client, service, make_user, password):
+    """The cookie API's sign-in: every statement but the Argon2id verification, which is the login's real cost."""
+    make_user(username="alice", email="alice@example.com", roles=["admin"])
+    make_user(username="bob", email="bob@example.com")
+    csrf = client.get("/api/auth/csrf").json()["csrfToken"]
+    sign_in = {"content_type": "application/json", "HTTP_X_CSRFTOKEN": csrf}
+    for _ in range(2):  # the first creates idp-web, the second finds it and warms the client cache
+        client.post("/api/auth/login", {"username": "bob", "password": password}, **sign_in)
+        csrf = client.get("/api/auth/csrf").json()["csrfToken"]
+        sign_in["HTTP_X_CSRFTOKEN"] = csrf
+    queries = _queries(client, "post", "/api/auth/login", data={"username": "alice", "password": password},
+                       **sign_in)
+    assert queries == [
+        "SELECT accounts_user",  # the account, by username or email
+        "SELECT accounts_loginthrottle",  # a lock running on the pair or the address refuses before the hash
+        "DELETE accounts_loginthrottle",  # success forgets the pair's failures
+        "SELECT clients_clientcachegeneration",  # the first-party client, from the client cache
+        "INSERT idp_grantcontext",  # auth_time and the family's start, for every refresh of this sign-in
+        "SELECT accounts_role",  # the roles claim
+        "INSERT oauth2_provider_accesstoken",
+        "INSERT oauth2_provider_refreshtoken",
+        "UPDATE idp_grantcontext",  # the family and its first access token recorded
+        "UPDATE accounts_user",  # last_login
+    ], queries
