@@ -44,8 +44,13 @@ def _oauthlib_core():
 def authenticate_confidential_client(request: HttpRequest) -> tuple[Client | None, token_audit.Refusal | None]:
     """The confidential client that authenticated this request (HTTP Basic or body), or None and why not."""
     core = _oauthlib_core()
-    uri, method, body, headers = core._extract_params(request)
-    oauthlib_request = OauthlibRequest(uri, method, body, headers)
+    # oauthlib's request carries only what client authentication reads: the Authorization header, under the WSGI
+    # name DOT looks it up by, and the body's parameters as DOT extracts them. Handing oauthlib every environ entry
+    # and the body re-encoded, to be decoded again, cost a sixth of an introspection's CPU.
+    authorization = request.META.get("HTTP_AUTHORIZATION")
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
+    oauthlib_request = OauthlibRequest(core._get_escaped_full_path(request), request.method, core.extract_body(request),
+                                       headers)
     try:
         authenticated = core.server.request_validator.authenticate_client(oauthlib_request)
     except (ValueError, UnicodeError):

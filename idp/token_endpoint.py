@@ -26,7 +26,8 @@ def token_error(error: str, description: str, status: int = 400) -> JsonResponse
 
 def _carries_nul(request) -> bool:
     values = [*request.POST.values(), *request.GET.values()]
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    # META rather than request.headers, which would build a dict of every header for this one.
+    scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() == "basic":
         try:
             values.append(base64.b64decode(credentials).decode("utf-8", "replace"))
