@@ -126,6 +126,40 @@ def phase_for(run: Run, name: str, url: str) -> tuple[Phase, Callable[[int, str]
     raise BenchError(f"unknown path {name}")
 
 
+def _while_measuring(run: Run, action: Callable[[], object]) -> tuple[object, float, float]:
+    """action()'s result, the CPU seconds the IdP's processes used meanwhile, and the VM's steal share (% of both
+    cores: time the hypervisor ran other guests instead of this VM)."""
+    cpu_before = sum(instance.cpu_seconds() for instance in run.instances)
+    steal_before, ticks_before = procs.cpu_ticks()
+    result = action()
+    server_cpu = sum(instance.cpu_seconds() for instance in run.instances) - cpu_before
+    steal_after, ticks_after = procs.cpu_ticks()
+    return result, server_cpu, round(100 * (steal_after - steal_before) / max(1, ticks_after - ticks_before), 1)
+
+
+def _row(run: Run, name: str, result: dict, warm: dict, *, seconds: float, server_cpu: float, busy_seconds: float,
+         steal_percent: float, note: str = "", **extra) -> dict:
+    """A row of the table from a load generator's result (wrk's or bench/paced.py's, the same shape); printed."""
+    latency = result["latency_us"]
+    row = {
+        "path": name, "rps": round(result["rps"], 1), "requests": result["requests"],
+        "p50_ms": latency["p50"] / 1000, "p90_ms": latency["p90"] / 1000, "p99_ms": latency["p99"] / 1000,
+        "max_ms": latency["max"] / 1000, "socket_errors": result["socket_errors"], "non2xx": result["non2xx"],
+        "statuses": result["statuses"], "problems": problems(result), "warmup_problems": problems(warm),
+        "rss_max_mib": run.worker_rss_max(), "seconds": seconds, "target_rps": report.TARGET_RPS.get(name),
+        # Of one core: 100 means the IdP kept its pinned core busy the whole time.
+        "server_cpu_percent": round(100 * server_cpu / busy_seconds, 1),
+        "wrk_cpu_percent": result.get("wrk_cpu_percent"), "steal_percent": steal_percent, **extra,
+    }
+    row["misses"] = report.verdict(row)
+    label = f"{name} at {row['rate']:g}/s, {report.arrivals_label(row)}" if row.get("mode") == "paced" else name
+    wrk_cpu = f"wrk CPU {row['wrk_cpu_percent']:>5.1f}%  " if row["wrk_cpu_percent"] is not None else ""
+    print(f"  {label + note:<36} {row['rps']:>9,.0f} req/s  p99 {row['p99_ms']:>7.1f} ms  IdP CPU "
+          f"{row['server_cpu_percent']:>5.1f}%  {wrk_cpu}steal {row['steal_percent']:>4.1f}%  "
+          f"{'; '.join(row['problems'] + row['warmup_problems']) or 'clean'}", flush=True)
+    return row
+
+
 def measure(run: Run, name: str, url: str, load: Load, *, duration: float | None = None, note: str = "") -> dict:
     """Warm-up, then the measured wrk run of one path against `url`; the row of the table."""
     args = run.args
@@ -136,32 +170,13 @@ def measure(run: Run, name: str, url: str, load: Load, *, duration: float | None
     if name == "authorization_code":
         duration = min(duration, MAX_CODE_SECONDS)
     values = pool(run.pool_size(duration), name) if pool else None
-    cpu_before = sum(instance.cpu_seconds() for instance in run.instances)
-    steal_before, ticks_before = procs.cpu_ticks()
-    result = drive(run.supervisor, url, phase, load, seconds=duration, label=name, values=values)
-    server_cpu = sum(instance.cpu_seconds() for instance in run.instances) - cpu_before
-    steal_after, ticks_after = procs.cpu_ticks()
-    latency = result["latency_us"]
-    row = {
-        "path": name, "rps": round(result["rps"], 1), "requests": result["requests"],
-        "p50_ms": latency["p50"] / 1000, "p90_ms": latency["p90"] / 1000, "p99_ms": latency["p99"] / 1000,
-        "max_ms": latency["max"] / 1000, "socket_errors": result["socket_errors"], "non2xx": result["non2xx"],
-        "statuses": result["statuses"], "problems": problems(result), "warmup_problems": problems(warm),
-        "rss_max_mib": run.worker_rss_max(), "seconds": duration, "target_rps": report.TARGET_RPS.get(name),
-        # Of one core: 100 means the IdP kept its pinned core busy the whole run (wrk's start-up included).
-        "server_cpu_percent": round(100 * server_cpu / (result["duration_us"] / 1e6), 1),
-        "wrk_cpu_percent": result["wrk_cpu_percent"],
-        # Of both cores: time the hypervisor ran other guests instead of this VM during the run.
-        "steal_percent": round(100 * (steal_after - steal_before) / max(1, ticks_after - ticks_before), 1),
-    }
-    row["misses"] = report.verdict(row)
+    result, server_cpu, steal = _while_measuring(
+        run, lambda: drive(run.supervisor, url, phase, load, seconds=duration, label=name, values=values))
     if name == "client_credentials":
         run.rate_hint = max(200.0, result["rps"])
-    print(f"  {name + note:<36} {row['rps']:>9,.0f} req/s  p99 {row['p99_ms']:>7.1f} ms  IdP CPU "
-          f"{row['server_cpu_percent']:>5.1f}%  wrk CPU {row['wrk_cpu_percent']:>5.1f}%  steal "
-          f"{row['steal_percent']:>4.1f}%  "
-          f"{'; '.join(row['problems'] + row['warmup_problems']) or 'clean'}", flush=True)
-    return row
+    # wrk's start-up counts in its duration, and so in the IdP's share of the core.
+    return _row(run, name, result, warm, seconds=duration, server_cpu=server_cpu,
+                busy_seconds=result["duration_us"] / 1e6, steal_percent=steal, note=note)
 
 
 def median_run(repeats: list[dict]) -> dict:
@@ -188,36 +203,16 @@ def measure_paced(run: Run, name: str, url: str, rate: float) -> dict:
     spec.write_text(json.dumps({"method": phase.method, "path": phase.path, "headers": phase.headers,
                                 "body": phase.body, "values": phase.values}))
     seconds = max(PACED_MIN_SECONDS, args.duration)
-    cpu_before = sum(instance.cpu_seconds() for instance in run.instances)
-    steal_before, ticks_before = procs.cpu_ticks()
-    output = run.supervisor.run(
+    output, server_cpu, steal = _while_measuring(run, lambda: run.supervisor.run(
         f"paced-{spec.parent.name}", [str(PYTHON), "-m", "bench.paced", "--url", url, "--phase", str(spec),
                                       "--rate", str(rate), "--seconds", str(seconds), "--warmup", str(args.warmup),
                                       "--connections", str(args.connections), "--arrivals", args.paced_arrivals],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cpus=args.wrk_cpus, timeout=20 * (seconds + args.warmup) + 60)
-    server_cpu = sum(instance.cpu_seconds() for instance in run.instances) - cpu_before
-    steal_after, ticks_after = procs.cpu_ticks()
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cpus=args.wrk_cpus, timeout=20 * (seconds + args.warmup) + 60))
     outcome = json.loads(output.strip().splitlines()[-1])
-    result = outcome["measured"]
-    latency = result["latency_us"]
-    row = {
-        "path": name, "mode": "paced", "rate": rate, "arrivals": args.paced_arrivals, "rps": round(result["rps"], 1),
-        "requests": result["requests"],
-        "p50_ms": latency["p50"] / 1000, "p90_ms": latency["p90"] / 1000, "p99_ms": latency["p99"] / 1000,
-        "max_ms": latency["max"] / 1000, "socket_errors": result["socket_errors"], "non2xx": result["non2xx"],
-        "statuses": result["statuses"], "problems": problems(result), "warmup_problems": problems(outcome["warmup"]),
-        "rss_max_mib": run.worker_rss_max(), "seconds": seconds, "target_rps": rate,
-        # The whole schedule, warm-up included, over the measured window: an estimate of the core's share.
-        "server_cpu_percent": round(100 * server_cpu / (seconds + args.warmup), 1),
-        "wrk_cpu_percent": None,
-        "steal_percent": round(100 * (steal_after - steal_before) / max(1, ticks_after - ticks_before), 1),
-    }
-    row["misses"] = report.verdict(row)
-    label = f"{name} at {rate:g}/s, {report.arrivals_label(row)}"
-    print(f"  {label:<36} {row['rps']:>9,.0f} req/s  p99 {row['p99_ms']:>7.1f} ms  IdP CPU "
-          f"{row['server_cpu_percent']:>5.1f}%  steal {row['steal_percent']:>4.1f}%  "
-          f"{'; '.join(row['problems'] + row['warmup_problems']) or 'clean'}", flush=True)
-    return row
+    # The whole schedule, warm-up included, over its planned length: an estimate of the core's share.
+    return _row(run, name, outcome["measured"], outcome["warmup"], seconds=seconds, server_cpu=server_cpu,
+                busy_seconds=seconds + args.warmup, steal_percent=steal, mode="paced", rate=rate,
+                arrivals=args.paced_arrivals, target_rps=rate)
 
 
 def toolkit_row(run: Run, url: str) -> dict:
