@@ -37,10 +37,6 @@ def code_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
-def _checksum(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def setup(*, users: int, password: str) -> dict:
     """Roles, `users` sign-in users plus one for the lockout demonstration, a service and a relying party."""
     from accounts.services import role_create, user_create
@@ -86,6 +82,7 @@ def mint_codes(*, count: int, path: str) -> dict:
     from oauth2_provider.settings import oauth2_settings
 
     from idp.models import GrantContext
+    from idp.tokens import token_checksum
 
     grant_model = get_grant_model()
     client, users = _relying_party_and_users()
@@ -100,7 +97,7 @@ def mint_codes(*, count: int, path: str) -> dict:
             redirect_uri=REDIRECT_URI, scope=USER_SCOPES, code_challenge=challenge, code_challenge_method="S256",
             nonce="", claims="{}",
         ))
-        contexts.append(GrantContext(code_checksum=_checksum(code), client=client, sid=secrets.token_hex(16),
+        contexts.append(GrantContext(code_checksum=token_checksum(code), client=client, sid=secrets.token_hex(16),
                                      auth_time=auth_time))
     with transaction.atomic():
         grant_model.objects.bulk_create(grants, batch_size=2000)
@@ -117,6 +114,7 @@ def mint_refresh_tokens(*, count: int, path: str) -> dict:
     from oauth2_provider.models import get_access_token_model, get_refresh_token_model, set_token_value
 
     from idp.models import GrantContext
+    from idp.tokens import token_checksum
 
     access_model, refresh_model = get_access_token_model(), get_refresh_token_model()
     client, users = _relying_party_and_users()
@@ -136,7 +134,7 @@ def mint_refresh_tokens(*, count: int, path: str) -> dict:
             refresh = refresh_model(user=access.user, application=client, access_token=access, token_family=family)
             set_token_value(refresh, token)
             refreshes.append(refresh)
-            contexts.append(GrantContext(code_checksum=_checksum(secrets.token_urlsafe(30)), client=client,
+            contexts.append(GrantContext(code_checksum=token_checksum(secrets.token_urlsafe(30)), client=client,
                                          sid=secrets.token_hex(16), auth_time=int(time.time()), redeemed_at=now,
                                          token_family=family, access_token_id=access.pk))
         refresh_model.objects.bulk_create(refreshes, batch_size=2000)
