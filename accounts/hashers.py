@@ -38,7 +38,7 @@ class IdpArgon2PasswordHasher(Argon2PasswordHasher):
     work for an attacker whichever is chosen; for the IdP they are not the same cost. Measured on the benchmark machine
     (bench/README.md): one verification takes about 14 ms at 7 MiB and 17 ms at 19 MiB; with two worker processes
     hashing on one core, 16 ms against 20 ms, because two 7 MiB blocks stay in the processor's cache where two
-    19 MiB blocks do not; and the benchmark's login capacity rose from 33 to 37-44 a second. At 46 MiB each hash also
+    19 MiB blocks do not; and the benchmark's login capacity rose from 33 to 36-44 a second. At 46 MiB each hash also
     maps and faults in fresh memory (51 ms). Less memory per hash also means less memory for a login flood to claim.
     Django's default (m=100 MiB, p=8) costs about 150 ms on both cores and would let a burst of logins starve the
     token endpoint. The algorithm name stays "argon2", so hashes made with other parameters (the 19 MiB form
