@@ -18,7 +18,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors, utils
 
 from audit import events
-from clients.cache import client_cached_get
+from clients.cache import UNREAD, client_cached_get
 from clients.models import Client
 from idp import bearer, token_audit
 from idp.claims import identity_claims
@@ -56,11 +56,15 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
 
     def _load_application(self, client_id, request):
         # The client comes from this process's client cache (clients/cache.py), which checks it against the cache
-        # generation on every call: one lean query instead of the client and its roles. Client ID Metadata
-        # Documents (DOT's CIMD, off here) are not consulted.
+        # generation on every call: one lean query instead of the client and its roles, or none when the caller
+        # read the generation in a statement of its own and left it on the request (idp/introspection.py). Client
+        # ID Metadata Documents (DOT's CIMD, off here) are not consulted.
         client = request.client
         if not (isinstance(client, Client) and client.client_id == client_id and client.is_usable(request)):
-            client = client_cached_get(client_id=client_id) if isinstance(client_id, str) else None
+            generation = getattr(request, "idp_client_generation", UNREAD)
+            client = None
+            if isinstance(client_id, str):
+                client = client_cached_get(client_id=client_id, generation=generation)
         if client is None or not client.is_usable(request):
             request.client = None
             return None

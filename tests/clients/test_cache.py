@@ -151,3 +151,36 @@ def test_without_a_generation_row_nothing_is_cached(service, django_assert_num_q
     client_cached_get(client_id=service.client.client_id)
     with django_assert_num_queries(3):  # generation, client, roles: every time
         client_cached_get(client_id=service.client.client_id)
+
+
+def _introspect(client, service, token, secret=None):
+    return client.post("/o/introspect/", {"token": token},
+                       HTTP_AUTHORIZATION=_basic(service.client.client_id, secret or service.client_secret))
+
+
+def test_introspection_reads_the_generation_with_the_token_and_still_sees_a_rotated_secret(client, service):
+    token = _token(client, service).json()["access_token"]
+    assert _introspect(client, service, token).json()["active"] is True  # the caller is now cached
+    rotated = client_rotate_secret(client=_fresh(service.client))
+    refused = _introspect(client, service, token)
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+    assert _introspect(client, service, token, secret=rotated.client_secret).json()["active"] is True
+
+
+def test_introspection_by_a_disabled_client_is_refused_on_the_very_next_request(client, service):
+    token = _token(client, service).json()["access_token"]
+    assert _introspect(client, service, token).json()["active"] is True
+    Client.objects.filter(pk=service.client.pk).update(enabled=False)
+    assert _introspect(client, service, token).status_code == 401
+
+
+def test_introspection_without_a_generation_row_loads_the_caller_every_time(client, service,
+                                                                            django_assert_num_queries):
+    token = _token(client, service).json()["access_token"]
+    ClientCacheGeneration.objects.all().delete()
+    _introspect(client, service, token)
+    with django_assert_num_queries(3):  # generation and token, then the client and its roles: nothing cached
+        assert _introspect(client, service, token).json()["active"] is True
+    rotated = client_rotate_secret(client=_fresh(service.client))  # writes the row again
+    assert _introspect(client, service, token).status_code == 401
+    assert _introspect(client, service, token, secret=rotated.client_secret).json()["active"] is True

@@ -73,10 +73,28 @@ def test_introspection_costs_a_fixed_number_of_queries(client, service):
     auth = _basic(service.client.client_id, service.client_secret)
     token = client.post("/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=auth).json()
     client.post("/o/introspect/", {"token": token["access_token"]}, HTTP_AUTHORIZATION=auth)  # warm caches
-    queries = _queries(client, "post", "/o/introspect/", data={"token": token["access_token"]},
-                       HTTP_AUTHORIZATION=auth)
-    # The client from the client cache; no audit write: the token is active.
-    assert queries == ["SELECT clients_clientcachegeneration", "SELECT oauth2_provider_accesstoken"]
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/o/introspect/", {"token": token["access_token"]}, HTTP_AUTHORIZATION=auth)
+    assert response.json()["active"] is True
+    # One statement reads the client cache generation and the token's row; the client comes from the client cache;
+    # no audit write: the token is active.
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert len(statements) == 1, statements
+    assert "clients_clientcachegeneration" in statements[0] and "oauth2_provider_accesstoken" in statements[0]
+
+
+def test_an_access_token_sent_with_a_refresh_token_hint_is_still_found(client, service):
+    auth = _basic(service.client.client_id, service.client_secret)
+    token = client.post("/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=auth).json()
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/o/introspect/", {"token": token["access_token"], "token_type_hint": "refresh_token"},
+                               HTTP_AUTHORIZATION=auth)
+    # RFC 7662 §2.1: a wrong hint widens the search. The refresh tokens are searched first, as hinted, so the
+    # generation is read on its own for the caller's authentication.
+    assert response.json()["active"] is True
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert len(statements) == 3, statements
+    assert "clients_clientcachegeneration" in statements[0] and "oauth2_provider_accesstoken" not in statements[0]
 
 
 @pytest.fixture
