@@ -2,6 +2,9 @@
 
 import base64
 import hashlib
+import os
+import traceback
+from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -181,6 +184,70 @@ def test_a_code_exchange_costs_a_fixed_number_of_queries(client, service, relyin
         "UPDATE idp_grantcontext",  # redeemed: a replay of the code revokes what was issued
         "DELETE oauth2_provider_grant",  # the code is single-use
     ], queries
+
+
+def _commits(client, path: str, **kwargs) -> int:
+    """How many transactions the request committed, the audit trail's own left out (tests write events at once).
+    A statement outside a transaction (PostgreSQL and SQLite in autocommit) commits by itself and is not counted:
+    each transaction costs a BEGIN and a COMMIT round trip more."""
+    commits = []
+    commit = connection.commit
+    audit = os.path.join("audit", "services.py")
+
+    def counted():
+        if not any(frame.filename.endswith(audit) for frame in traceback.extract_stack()):
+            commits.append(1)
+        return commit()
+
+    with mock.patch.object(connection, "commit", counted):
+        response = client.post(path, **kwargs)
+    assert response.status_code == 200, response.content
+    return len(commits)
+
+
+def test_a_client_credentials_token_is_written_without_a_transaction(client, service):
+    auth = _basic(service.client.client_id, service.client_secret)
+    client.post("/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=auth)  # warm the cache
+    # The access token's one INSERT: atomic by itself.
+    assert _commits(client, "/o/token/", data={"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=auth) == 0
+
+
+def test_a_code_exchange_commits_one_transaction(client, service, relying_party):
+    auth = _basic(relying_party.client.client_id, relying_party.client_secret)
+    exchange = {"grant_type": "authorization_code", "redirect_uri": REDIRECT_URI, "code_verifier": VERIFIER}
+    client.post("/o/token/", {**exchange, "code": _code(client, relying_party)}, HTTP_AUTHORIZATION=auth)  # warm
+    # The tokens and the code's redemption together; the ID token row and the code's deletion are one statement
+    # each.
+    assert _commits(client, "/o/token/", data={**exchange, "code": _code(client, relying_party)},
+                    HTTP_AUTHORIZATION=auth) == 1
+
+
+def test_a_code_deleted_by_a_concurrent_exchange_is_refused(client, service, relying_party):
+    """Two exchanges of one code that both passed validation: the one whose DELETE finds no row is refused."""
+    from oauth2_provider.models import get_grant_model
+    from oauthlib.common import Request as OauthlibRequest
+    from oauthlib.oauth2.rfc6749 import errors
+
+    from idp.validator import IdpOAuth2Validator
+
+    code = _code(client, relying_party)
+    request = OauthlibRequest("https://idp.example.com/o/token/", "POST")
+    request.client = relying_party.client
+    validator = IdpOAuth2Validator()
+    validator.invalidate_authorization_code(relying_party.client.client_id, code, request)
+    assert not get_grant_model().objects.filter(code=code).exists()
+    with pytest.raises(errors.InvalidGrantError):
+        validator.invalidate_authorization_code(relying_party.client.client_id, code, request)
+
+
+def test_a_refresh_commits_one_transaction(client, signed_in):
+    from django.conf import settings
+
+    _, refresh = signed_in
+    refresh_request = {"grant_type": "refresh_token", "client_id": settings.IDP_FIRST_PARTY_CLIENT_ID}
+    warm = client.post("/o/token/", {**refresh_request, "refresh_token": refresh})
+    # The rotation (revoke, delete, insert the new pair); the ID token row is one statement.
+    assert _commits(client, "/o/token/", data={**refresh_request, "refresh_token": warm.json()["refresh_token"]}) == 1
 
 
 def test_a_password_login_costs_a_fixed_number_of_queries(client, service, make_user, password):
