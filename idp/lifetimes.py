@@ -4,6 +4,8 @@ import time
 
 from django.conf import settings
 
+from idp.oauth_request import carried
+
 
 def client_access_token_lifetime(client) -> int:
     """Seconds an access token for this client lives: the client's lifetime, never above the global cap."""
@@ -13,7 +15,7 @@ def client_access_token_lifetime(client) -> int:
 
 def access_token_expires_in(request) -> int:
     """Seconds the access token being issued lives (oauthlib's `token_expires_in` hook)."""
-    exchange = getattr(request, "idp_exchange", None)
+    exchange = carried(request, "idp_exchange", None)
     if exchange is not None:
         # RFC 8693 exchanged tokens: short-lived, and never outliving the token they were exchanged for.
         remaining = exchange["subject_exp"] - int(time.time())

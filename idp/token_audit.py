@@ -23,6 +23,7 @@ from django.http import HttpRequest
 
 from audit import events
 from audit.services import event_record
+from idp.oauth_request import carried
 
 # Attribute names on objects we do not own: the oauthlib request, and the Django request (for the access-denied
 # middleware, idp/access_audit.py, which skips a request whose refusal was already recorded).
@@ -196,14 +197,14 @@ def _token_issued_record(*, request: HttpRequest, oauthlib_request, body: str) -
     claims = unverified_claims(str(_json_object(body).get("access_token", "")))
     detail: dict[str, Any] = {
         "grant_type": _grant_type(request, oauthlib_request),
-        "jti": claims.get("jti") or getattr(oauthlib_request, "idp_jti", ""),
+        "jti": claims.get("jti") or carried(oauthlib_request, "idp_jti", ""),
         "scope": claims.get("scope", ""),
         "audience": claims.get("aud", ""),
     }
-    refresh_token = getattr(oauthlib_request, "idp_refresh_token", None)
+    refresh_token = carried(oauthlib_request, "idp_refresh_token", None)
     if refresh_token is not None and refresh_token.token_family:
         detail["token_family"] = str(refresh_token.token_family)
-    exchanged = getattr(oauthlib_request, "idp_exchange", None)  # idp/token_exchange.py (RFC 8693)
+    exchanged = carried(oauthlib_request, "idp_exchange", None)  # idp/token_exchange.py (RFC 8693)
     if exchanged is not None:
         detail.update(subject_jti=exchanged["subject_jti"], subject_audience=exchanged["subject_audience"],
                       act=exchanged["act"])

@@ -13,6 +13,7 @@ from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 from idp.claims import access_token_claims
 from idp.constants import ACCESS_TOKEN_TYP, ERROR_INVALID_TARGET, GRANT_TYPE_CLIENT_CREDENTIALS
 from idp.keys import active_signing_key
+from idp.oauth_request import carried
 
 REFRESH_TOKEN_BYTES = 32  # 256 bits
 
@@ -60,7 +61,7 @@ def resolve_audience(request) -> str:
 
 def signed_access_token(request) -> str:
     """An RFC 9068 access token for the request oauthlib is answering, signed with the active key."""
-    exchange = getattr(request, "idp_exchange", None)  # set by idp/token_exchange.py after its checks
+    exchange = carried(request, "idp_exchange", None)  # set by idp/token_exchange.py after its checks
     audience = exchange["audience"] if exchange else resolve_audience(request)
     key = active_signing_key()
     is_service_token = request.grant_type == GRANT_TYPE_CLIENT_CREDENTIALS
@@ -72,7 +73,7 @@ def signed_access_token(request) -> str:
         audience=audience,
         issued_at=int(time.time()),
         expires_in=int(request.expires_in),
-        auth_time=exchange["auth_time"] if exchange else getattr(request, "idp_auth_time", None),
+        auth_time=exchange["auth_time"] if exchange else carried(request, "idp_auth_time", None),
     )
     if exchange:
         # RFC 8693 §4.1: the subject stays who it was (`sub`, `roles`); the calling client is the actor.

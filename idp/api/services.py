@@ -35,6 +35,7 @@ from clients.models import GRANT_AUTHORIZATION_CODE, Client
 from idp.api_auth import access_token_claims_verify
 from idp.constants import GRANT_TYPE_REFRESH_TOKEN, SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE, SCOPE_ROLES
 from idp.models import GrantContext
+from idp.oauth_request import carried
 from idp.revocation import revoke_token_family
 from idp.tokens import token_checksum
 
@@ -177,10 +178,10 @@ def token_pair_issue(*, request: HttpRequest, user: User) -> IssuedTokens:
         token = core.server.default_token_type.create_token(oauth_request, refresh_token=True)
         core.server.request_validator.save_bearer_token(token, oauth_request)
     # The same detail idp.token_audit records for tokens issued at /o/token/.
-    family = getattr(getattr(oauth_request, "idp_refresh_token", None), "token_family", None)
+    family = getattr(carried(oauth_request, "idp_refresh_token", None), "token_family", None)
     event_record(
         type=events.TOKEN_ISSUED, outcome=events.SUCCESS, request=request, user=user, client_id=client.client_id,
-        detail={"grant_type": GRANT_TYPE_FIRST_PARTY_LOGIN, "jti": getattr(oauth_request, "idp_jti", ""),
+        detail={"grant_type": GRANT_TYPE_FIRST_PARTY_LOGIN, "jti": carried(oauth_request, "idp_jti", ""),
                 "scope": token["scope"], "audience": client.default_audience or client.client_id,
                 "token_family": str(family) if family else ""},
     )

@@ -24,6 +24,7 @@ from idp.claims import identity_claims
 from idp.constants import ID_TOKEN_TYP
 from idp.keys import active_signing_key, signing_key_by_kid
 from idp.models import GrantContext
+from idp.oauth_request import carried
 from idp.revocation import revoke_token_family
 from idp.tokens import token_checksum
 from idp.validator.refresh import RefreshTokenChecks
@@ -66,7 +67,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
         # ID Metadata Documents (DOT's CIMD, off here) are not consulted.
         client = request.client
         if not (isinstance(client, Client) and client.client_id == client_id and client.is_usable(request)):
-            generation = getattr(request, "idp_client_generation", UNREAD)
+            generation = carried(request, "idp_client_generation", UNREAD)
             client = None
             if isinstance(client_id, str):
                 client = client_cached_get(client_id=client_id, generation=generation)
@@ -103,8 +104,8 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
         GrantContext.objects.create(
             code_checksum=token_checksum(code["code"]),
             client=request.client,
-            sid=getattr(request, "idp_sid", None) or "",
-            auth_time=getattr(request, "idp_auth_time", None),
+            sid=carried(request, "idp_sid", None) or "",
+            auth_time=carried(request, "idp_auth_time", None),
         )
 
     @staticmethod
@@ -115,7 +116,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
         redirect URI); DOT would read the row each time. Deleting it (invalidate_authorization_code) stays the one
         guard against redeeming a code twice.
         """
-        read = getattr(request, "idp_grant", None)
+        read = carried(request, "idp_grant", None)
         if read is None or read[0] != code:
             read = (code, grant_read(code))
             request.idp_grant = read
@@ -196,7 +197,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
         # DOT's, except that the ID token's row is the one finalize_id_token just stored, not selected back by jti.
-        id_token = getattr(request, "idp_id_token", None) if token.get("id_token") else None
+        id_token = carried(request, "idp_id_token", None) if token.get("id_token") else None
         access_token = AccessToken(
             user=request.user,
             scope=token["scope"],
@@ -227,7 +228,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
         # DOT saves every token response in a transaction. Without a refresh token or a code's context to redeem
         # (client credentials, token exchange) the save is the access token's one INSERT, atomic without one; the
         # BEGIN and COMMIT would cost two round trips on every such request.
-        if not token.get("refresh_token") and getattr(request, "idp_grant_context", None) is None:
+        if not token.get("refresh_token") and carried(request, "idp_grant_context", None) is None:
             return self._save_bearer_token(token, request, *args, **kwargs)
         return super().save_bearer_token(token, request, *args, **kwargs)
 
@@ -238,10 +239,10 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
             self._rotate_refresh_token(token, request, presented)
         else:
             super()._save_bearer_token(token, request, *args, **kwargs)
-        context = getattr(request, "idp_grant_context", None)
+        context = carried(request, "idp_grant_context", None)
         if context is not None:
-            refresh_token = getattr(request, "idp_refresh_token", None)
-            access_token = getattr(request, "idp_access_token", None)
+            refresh_token = carried(request, "idp_refresh_token", None)
+            access_token = carried(request, "idp_access_token", None)
             grant_context_redeem(context_id=context.pk,
                                  token_family=refresh_token.token_family if refresh_token else None,
                                  access_token_id=access_token.pk if access_token else None)
@@ -326,10 +327,10 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
 
     def get_id_token_dictionary(self, token, token_handler, request):
         claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
-        auth_time = getattr(request, "idp_auth_time", None)
+        auth_time = carried(request, "idp_auth_time", None)
         if auth_time is not None:
             claims["auth_time"] = auth_time
-        sid = getattr(request, "idp_sid", None)
+        sid = carried(request, "idp_sid", None)
         if sid:
             claims["sid"] = sid  # OpenID Connect Front-Channel/Back-Channel Logout §2
         return claims, expiration_time

@@ -222,22 +222,29 @@ def test_a_code_exchange_commits_one_transaction(client, service, relying_party)
                     HTTP_AUTHORIZATION=auth) == 1
 
 
-def test_a_code_deleted_by_a_concurrent_exchange_is_refused(client, service, relying_party):
-    """Two exchanges of one code that both passed validation: the one whose DELETE finds no row is refused."""
+def test_a_code_already_deleted_or_of_another_client_is_refused_at_invalidation(client, service, relying_party):
+    """The one DELETE is the code's single use: a code whose row is gone (redeemed by an exchange that got there
+    first) or that belongs to another client deletes nothing and is refused."""
     from oauth2_provider.models import get_grant_model
     from oauthlib.common import Request as OauthlibRequest
     from oauthlib.oauth2.rfc6749 import errors
 
     from idp.validator import IdpOAuth2Validator
 
-    code = _code(client, relying_party)
-    request = OauthlibRequest("https://idp.example.com/o/token/", "POST")
-    request.client = relying_party.client
+    grants = get_grant_model().objects
     validator = IdpOAuth2Validator()
-    validator.invalidate_authorization_code(relying_party.client.client_id, code, request)
-    assert not get_grant_model().objects.filter(code=code).exists()
+    code = _code(client, relying_party)
+    by_service = OauthlibRequest("https://idp.example.com/o/token/", "POST")
+    by_service.client = service.client
     with pytest.raises(errors.InvalidGrantError):
-        validator.invalidate_authorization_code(relying_party.client.client_id, code, request)
+        validator.invalidate_authorization_code(service.client.client_id, code, by_service)
+    assert grants.filter(code=code).exists()
+    by_owner = OauthlibRequest("https://idp.example.com/o/token/", "POST")
+    by_owner.client = relying_party.client
+    validator.invalidate_authorization_code(relying_party.client.client_id, code, by_owner)
+    assert not grants.filter(code=code).exists()
+    with pytest.raises(errors.InvalidGrantError):
+        validator.invalidate_authorization_code(relying_party.client.client_id, code, by_owner)
 
 
 def test_a_refresh_commits_one_transaction(client, signed_in):

@@ -555,3 +555,64 @@ def test_a_token_response_costs_the_audit_store_three_queries_and_no_detector_qu
     # success events are shown to no detector.
     assert len(audit) == (2 if connection.vendor == "postgresql" else 3), audit
     assert all("audit_event" not in sql or sql.startswith(("INSERT", "WITH")) for sql in audit)
+
+
+# --- parameters named like the state carried on oauthlib's request (idp/oauth_request.py) ---------------------------
+# oauthlib answers an attribute its request lacks from the request's parameters: none of these names may be read
+# back as if this project had set it.
+
+
+def test_a_cache_generation_sent_as_a_parameter_cannot_keep_a_disabled_client_authenticating(service):
+    from clients.models import Client
+
+    forged = {"grant_type": "client_credentials", "idp_client_generation": "forged"}
+    assert token_request(service, **forged).status_code == 200
+    Client.objects.filter(pk=service.client.pk).update(enabled=False)
+    issued, mark = AccessToken.objects.count(), newest()
+    assert_token_error(token_request(service, **forged), 401, "invalid_client")
+    assert AccessToken.objects.count() == issued
+    only_event(since=later_than(mark), type=events.TOKEN_FAILED, reason="invalid_client",
+               client_id=service.client.client_id)
+
+
+def test_a_cache_generation_sent_as_a_parameter_cannot_keep_a_rotated_secret_valid(service):
+    from clients.services import client_rotate_secret
+
+    forged = {"grant_type": "client_credentials", "idp_client_generation": "forged"}
+    assert token_request(service, **forged).status_code == 200
+    rotated = client_rotate_secret(client=service.client.__class__.objects.get(pk=service.client.pk))
+    mark = newest()
+    assert_token_error(token_request(service, **forged), 401, "invalid_client")
+    only_event(since=later_than(mark), type=events.TOKEN_FAILED, reason="invalid_client")
+    assert token_request(service, secret=rotated.client_secret, **forged).status_code == 200
+
+
+def test_auth_time_and_sid_sent_as_parameters_do_not_reach_the_tokens(browser, rp, service):
+    forged = {"idp_auth_time": "1", "idp_sid": "forged-sid"}
+    service_token = token_request(service, grant_type="client_credentials", **forged)
+    assert service_token.status_code == 200, service_token.content
+    assert "auth_time" not in jwt.decode(service_token.json()["access_token"], options={"verify_signature": False})
+
+    mark = newest()
+    tokens = redeem(rp, code_for(browser, rp), **forged).json()
+    refreshed = token_request(rp, grant_type="refresh_token", refresh_token=tokens["refresh_token"], **forged).json()
+    for answer in (tokens, refreshed):
+        id_token = jwt.decode(answer["id_token"], options={"verify_signature": False})
+        access = jwt.decode(answer["access_token"], options={"verify_signature": False})
+        assert id_token["sid"] != "forged-sid"
+        assert id_token["auth_time"] == access["auth_time"] > 1
+    issued = Event.objects.filter(type=events.TOKEN_ISSUED, **later_than(mark))
+    assert issued.count() == 2
+
+
+def test_internal_state_names_sent_as_parameters_get_an_ordinary_token_not_a_500(service, audit_lines):
+    forged = {"idp_exchange": "x", "idp_grant_context": "1", "idp_refresh_token": "x", "idp_jti": "forged-jti",
+              "idp_grant": "x", "idp_id_token": "x", "idp_access_token": "x"}
+    mark = newest()
+    response = token_request(service, grant_type="client_credentials", **forged)
+    assert response.status_code == 200, response.content
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert "act" not in claims and claims["sub"] == service.client.client_id
+    event = only_event(since=later_than(mark), type=events.TOKEN_ISSUED)
+    assert event.detail["jti"] == claims["jti"] != "forged-jti"
+    assert "subject_jti" not in event.detail and "token_family" not in event.detail
