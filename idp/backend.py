@@ -8,6 +8,7 @@ from oauth2_provider.oauth2_backends import OAuthLibCore
 from accounts.sessions import SESSION_AUTH_TIME, SESSION_SID
 from audit import events
 from idp import token_audit
+from idp.oauth_request import carried
 from idp.revocation import revoke_token_family
 
 
@@ -25,7 +26,7 @@ class IdpOAuthLibCore(OAuthLibCore):
     def create_token_response(self, request):
         with token_audit.exchange() as exchange:
             uri, headers, body, status = super().create_token_response(request)
-        family = getattr(exchange.oauthlib_request, "idp_family_to_revoke", None)
+        family = carried(exchange.oauthlib_request, "idp_family_to_revoke")
         if family is not None:
             # A refresh token rotated concurrently by another request (idp/validator.py): revoked here, after the
             # refused request's own transaction rolled back, so that the revocation stays.

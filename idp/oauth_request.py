@@ -12,6 +12,6 @@ from typing import Any
 
 
 def carried(request, name: str, default: Any = None) -> Any:
-    """The attribute `name` set on `request` by this project's code, or `default`; never a parameter the caller
-    sent."""
-    return vars(request).get(name, default)
+    """The attribute `name` set on `request` by this project's code, or `default` (also when there is no request);
+    never a parameter the caller sent."""
+    return default if request is None else vars(request).get(name, default)

@@ -105,7 +105,7 @@ def refuse(oauthlib_request, refusal: Refusal | None) -> None:
 
 def refusal_of(oauthlib_request) -> Refusal | None:
     """The validator's note on an oauthlib request, or None."""
-    return getattr(oauthlib_request, REFUSAL_ATTRIBUTE, None) if oauthlib_request is not None else None
+    return carried(oauthlib_request, REFUSAL_ATTRIBUTE)
 
 
 def token_refusal(reason: str, **detail: Any) -> Refusal:

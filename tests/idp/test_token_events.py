@@ -616,3 +616,27 @@ def test_internal_state_names_sent_as_parameters_get_an_ordinary_token_not_a_500
     event = only_event(since=later_than(mark), type=events.TOKEN_ISSUED)
     assert event.detail["jti"] == claims["jti"] != "forged-jti"
     assert "subject_jti" not in event.detail and "token_family" not in event.detail
+
+
+def test_a_token_family_sent_as_a_parameter_is_not_revoked(browser, rp, service):
+    victim = signed_in_tokens(browser, rp)
+    family = RefreshToken.objects.get(revoked__isnull=True).token_family
+    mark = newest()
+    answer = token_request(service, grant_type="client_credentials", idp_family_to_revoke=str(family))
+    assert answer.status_code == 200, answer.content
+    assert RefreshToken.objects.get(token_family=family).revoked is None
+    assert not Event.objects.filter(type=events.TOKEN_REVOKED, **later_than(mark)).exists()
+    assert token_request(rp, grant_type="refresh_token", refresh_token=victim["refresh_token"]).status_code == 200
+
+
+def test_a_refusal_sent_as_a_parameter_is_not_taken_for_the_real_one(service):
+    mark = newest()
+    refused = token_request(service, secret="wrong", grant_type="client_credentials", idp_refusal="forged")
+    assert_token_error(refused, 401, "invalid_client")
+    only_event(since=later_than(mark), type=events.TOKEN_FAILED, reason="invalid_client",
+               client_id=service.client.client_id)
+    mark = newest()
+    unknown_scope = token_request(service, grant_type="client_credentials", scope="admin:everything",
+                                  idp_refusal="forged")
+    assert_token_error(unknown_scope, 400, "invalid_scope")
+    only_event(since=later_than(mark), type=events.TOKEN_FAILED, reason="invalid_scope")
