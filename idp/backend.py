@@ -27,10 +27,12 @@ class IdpOAuthLibCore(OAuthLibCore):
         with token_audit.exchange() as exchange:
             uri, headers, body, status = super().create_token_response(request)
         family = carried(exchange.oauthlib_request, "idp_family_to_revoke")
-        if family is not None:
-            # A refresh token rotated concurrently by another request (idp/validator.py): revoked here, after the
-            # refused request's own transaction rolled back, so that the revocation stays.
-            revoke_token_family(token_family=family)
+        access_token_id = carried(exchange.oauthlib_request, "idp_access_token_to_revoke")
+        if family is not None or access_token_id is not None:
+            # A refresh token rotated, or a code redeemed, concurrently by another request (idp/validator/): what
+            # that one was issued is revoked here, after the refused request's own transaction rolled back, so
+            # that the revocation stays.
+            revoke_token_family(token_family=family, access_token_id=access_token_id)
         token_audit.token_response_record(request=request, exchange=exchange, body=body, status=status)
         # RFC 6749 §5.1-5.2: every token response, error or not, is JSON and must not be cached. oauthlib leaves
         # both off errors raised outside its own validation (e.g. invalid_target while minting).

@@ -243,9 +243,25 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
         if context is not None:
             refresh_token = carried(request, "idp_refresh_token", None)
             access_token = carried(request, "idp_access_token", None)
-            grant_context_redeem(context_id=context.pk,
-                                 token_family=refresh_token.token_family if refresh_token else None,
-                                 access_token_id=access_token.pk if access_token else None)
+            if not grant_context_redeem(context_id=context.pk,
+                                        token_family=refresh_token.token_family if refresh_token else None,
+                                        access_token_id=access_token.pk if access_token else None):
+                self._concurrent_redemption_refuse(context, request)
+
+    @staticmethod
+    def _concurrent_redemption_refuse(context: GrantContext, request) -> None:
+        """Two exchanges of one code passed validation and the other committed first. As for any code presented
+        twice (RFC 6749 §4.1.2) this one is refused and what the other was issued is revoked; the token endpoint
+        revokes it once this request's transaction, with the tokens it was about to issue, has rolled back
+        (idp/backend.py)."""
+        winner = GrantContext.objects.only("token_family", "access_token_id").get(pk=context.pk)
+        request.idp_family_to_revoke = winner.token_family
+        request.idp_access_token_to_revoke = winner.access_token_id
+        token_audit.refuse(request, token_audit.token_refusal(
+            "code_replay", token_family=str(winner.token_family) if winner.token_family else "",
+            family_revoked=True, cause="used_concurrently"))
+        raise errors.InvalidGrantError(description="The authorization code was used by another request.",
+                                       request=request)
 
     def _check_and_set_request_resource(self, request) -> None:
         # The audience is chosen (and refused with invalid_target) by idp.tokens.resolve_audience and carried in

@@ -197,17 +197,21 @@ _REDEEMED_FIELDS = ("redeemed_at", "token_family", "access_token_id")
 def _redeem_statement(using: str) -> str:
     assignments = ", ".join(f"{_column(GrantContext, name, using)} = %s" for name in _REDEEMED_FIELDS)
     return (f"UPDATE {_table(GrantContext, using)} SET {assignments} "  # noqa: S608
-            f"WHERE {_column(GrantContext, 'id', using)} = %s")
+            f"WHERE {_column(GrantContext, 'id', using)} = %s "
+            f"AND {_column(GrantContext, 'redeemed_at', using)} IS NULL")
 
 
-def grant_context_redeem(*, context_id: int, token_family: uuid.UUID | None, access_token_id: int | None) -> None:
-    """Mark a code's GrantContext redeemed now, remembering the tokens issued from it (a replay revokes them)."""
+def grant_context_redeem(*, context_id: int, token_family: uuid.UUID | None, access_token_id: int | None) -> bool:
+    """Mark a code's GrantContext redeemed now, remembering the tokens issued from it (a replay revokes them).
+    False when it was redeemed already: by a concurrent exchange of the same code, which committed first (on
+    PostgreSQL this statement waits for that one's row lock, then finds the row no longer open)."""
     using = router.db_for_write(GrantContext)
     connection = connections[using]
     values = [GrantContext._meta.get_field(name).get_db_prep_save(value, connection)
               for name, value in zip(_REDEEMED_FIELDS, (timezone.now(), token_family, access_token_id), strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(_redeem_statement(using), [*values, context_id])
+        return cursor.rowcount == 1
 
 
 @functools.cache
