@@ -3,12 +3,10 @@ as a replay and what the first was issued is revoked (RFC 6749 §4.1.2) (Postgre
 
 import base64
 import hashlib
-import threading
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client as HttpClient
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
@@ -17,6 +15,7 @@ from audit.models import Event
 from clients.services import client_create
 from idp.keys import signing_key_ensure
 from idp.models import GrantContext
+from tests.idp.row_lock_race import race_behind_row_lock
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
@@ -42,13 +41,6 @@ def _code(make_user, relying_party) -> str:
     return parse_qs(urlsplit(response["Location"]).query)["code"][0]
 
 
-def _waiting_for_locks() -> int:
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = "
-                       "current_database()")
-        return cursor.fetchone()[0]
-
-
 def test_two_simultaneous_redemptions_of_one_code_issue_once_then_revoke_what_was_issued(make_user):
     relying_party = client_create(name="Relying party", client_type="confidential",
                                   grant_types=["authorization-code"], redirect_uris=[REDIRECT_URI],
@@ -58,35 +50,10 @@ def test_two_simultaneous_redemptions_of_one_code_issue_once_then_revoke_what_wa
     context = GrantContext.objects.get(redeemed_at__isnull=True)
     secret = relying_party.client_secret
     authorization = "Basic " + base64.b64encode(f"{relying_party.client.client_id}:{secret}".encode()).decode()
-    answers: list = []
-
-    def redeem() -> None:
-        try:
-            answers.append(HttpClient().post("/o/token/", {
-                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
-                "code_verifier": VERIFIER}, HTTP_AUTHORIZATION=authorization))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=redeem) for _ in range(2)]
-    # Hold the context's row so that both requests pass validation and queue up to redeem it, as racing ones do.
-    holder = connections.create_connection("default")
-    try:
-        with holder.cursor() as cursor:
-            cursor.execute("BEGIN")
-            cursor.execute(f"SELECT id FROM {GrantContext._meta.db_table} WHERE id = %s FOR UPDATE",  # noqa: S608
-                           [context.pk])
-            for thread in threads:
-                thread.start()
-            deadline = time.monotonic() + 30
-            while _waiting_for_locks() < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert _waiting_for_locks() == 2
-            cursor.execute("COMMIT")
-    finally:
-        holder.close()
-    for thread in threads:
-        thread.join(timeout=30)
+    # Both pass validation, then queue up to redeem the code's context behind its row lock, as racing ones do.
+    answers = race_behind_row_lock(context, lambda: HttpClient().post("/o/token/", {
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI, "code_verifier": VERIFIER},
+        HTTP_AUTHORIZATION=authorization))
 
     assert sorted(answer.status_code for answer in answers) == [200, 400]
     refused = next(answer for answer in answers if answer.status_code == 400)

@@ -1,17 +1,15 @@
 """Two requests presenting one refresh token at the same moment: exactly one of them rotates it, and the other
 revokes the family as a reuse does (PostgreSQL)."""
 
-import threading
-import time
-
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client as HttpClient
 from oauth2_provider.models import get_refresh_token_model
 
 from audit import events
 from audit.models import Event
+from tests.idp.row_lock_race import race_behind_row_lock
 
 RefreshToken = get_refresh_token_model()
 
@@ -34,45 +32,12 @@ def _sign_in(make_user, password) -> str:
     return response.cookies[settings.IDP_REFRESH_COOKIE_NAME].value
 
 
-def _waiting_for_locks() -> int:
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = "
-                       "current_database()")
-        return cursor.fetchone()[0]
-
-
 def test_two_simultaneous_uses_of_one_refresh_token_let_one_rotate_it_then_revoke_the_family(make_user, password):
     refresh = _sign_in(make_user, password)
     presented = RefreshToken.objects.get(revoked__isnull=True)
-    answers: list = []
-
-    def use() -> None:
-        try:
-            answers.append(HttpClient().post("/o/token/", {
-                "grant_type": "refresh_token", "refresh_token": refresh,
-                "client_id": settings.IDP_FIRST_PARTY_CLIENT_ID}))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=use) for _ in range(2)]
-    # Hold the row lock so that both requests pass validation and then queue up behind it, as two racing ones do.
-    holder = connections.create_connection("default")
-    try:
-        with holder.cursor() as cursor:
-            cursor.execute("BEGIN")
-            cursor.execute(f"SELECT id FROM {RefreshToken._meta.db_table} WHERE id = %s FOR UPDATE",  # noqa: S608
-                           [presented.pk])
-            for thread in threads:
-                thread.start()
-            deadline = time.monotonic() + 30
-            while _waiting_for_locks() < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert _waiting_for_locks() == 2
-            cursor.execute("COMMIT")
-    finally:
-        holder.close()
-    for thread in threads:
-        thread.join(timeout=30)
+    # Both pass validation, then queue up behind the row lock, as two racing requests do.
+    answers = race_behind_row_lock(presented, lambda: HttpClient().post("/o/token/", {
+        "grant_type": "refresh_token", "refresh_token": refresh, "client_id": settings.IDP_FIRST_PARTY_CLIENT_ID}))
 
     assert sorted(answer.status_code for answer in answers) == [200, 400]
     refused = next(answer for answer in answers if answer.status_code == 400)
