@@ -35,12 +35,11 @@ def generation_column(connection) -> tuple[str, str]:
 def _generation_read() -> str | None:
     """The current generation value, or None when the row is missing (then nothing may be cached)."""
     connection = connections[router.db_for_read(ClientCacheGeneration)]
-    table = connection.ops.quote_name(ClientCacheGeneration._meta.db_table)
-    # One statement without the ORM's compiler: this read is paid on every token request.
+    subquery, parameter = generation_column(connection)
+    # One statement without the ORM's compiler: this read is paid on every token request. Always one row.
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT value FROM {table} WHERE id = %s", [ClientCacheGeneration.ROW])  # noqa: S608
-        row = cursor.fetchone()
-    return row[0] if row else None
+        cursor.execute(f"SELECT {subquery}", [parameter])
+        return cursor.fetchone()[0]
 
 
 def _client_load(client_id: str) -> Client | None:

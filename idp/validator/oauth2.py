@@ -51,6 +51,12 @@ def _invalid_client(request, cause: str) -> token_audit.Refusal:
                                detail={"cause": cause})
 
 
+def _code_replay_refusal(redeemed: GrantContext, **detail) -> token_audit.Refusal:
+    """The refusal of a code presented again after `redeemed` was issued tokens, which are revoked for it."""
+    family = str(redeemed.token_family) if redeemed.token_family else ""
+    return token_audit.token_refusal("code_replay", token_family=family, family_revoked=True, **detail)
+
+
 class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
     """Closes the gaps DOT leaves, and notes on the oauthlib request why it refuses one (idp/token_audit.py)."""
 
@@ -190,9 +196,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
         )
         if replayed is not None:
             revoke_token_family(token_family=replayed.token_family, access_token_id=replayed.access_token_id)
-            family = str(replayed.token_family) if replayed.token_family else ""
-            token_audit.refuse(request, token_audit.token_refusal("code_replay", token_family=family,
-                                                                  family_revoked=True))
+            token_audit.refuse(request, _code_replay_refusal(replayed))
         return False
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
@@ -257,9 +261,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
         winner = GrantContext.objects.only("token_family", "access_token_id").get(pk=context.pk)
         request.idp_family_to_revoke = winner.token_family
         request.idp_access_token_to_revoke = winner.access_token_id
-        token_audit.refuse(request, token_audit.token_refusal(
-            "code_replay", token_family=str(winner.token_family) if winner.token_family else "",
-            family_revoked=True, cause="used_concurrently"))
+        token_audit.refuse(request, _code_replay_refusal(winner, cause="used_concurrently"))
         raise errors.InvalidGrantError(description="The authorization code was used by another request.",
                                        request=request)
 
