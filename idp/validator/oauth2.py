@@ -64,6 +64,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
     def client_authentication_required(self, request, *args, **kwargs) -> bool:
         # oauthlib asks this first for the code and refresh grants: the exchange learns its request here.
         token_audit.bind(request)
+        self._refresh_token_preread(request)
         return super().client_authentication_required(request, *args, **kwargs)
 
     def _load_application(self, client_id, request):
@@ -199,24 +200,32 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
             token_audit.refuse(request, _code_replay_refusal(replayed))
         return False
 
-    def _create_access_token(self, expires, request, token, source_refresh_token=None):
-        # DOT's, except that the ID token's row is the one finalize_id_token just stored, not selected back by jti.
-        id_token = carried(request, "idp_id_token", None) if token.get("id_token") else None
+    @staticmethod
+    def _issued_id_token(token, request):
+        """The IDToken row of the ID token this response carries (finalize_id_token), saved or not; else None."""
+        return carried(request, "idp_id_token", None) if token.get("id_token") else None
+
+    def _access_token_instance(self, expires, request, token, source_refresh_token=None):
+        # DOT's, except that the ID token's row is the one finalize_id_token made, not selected back by jti.
         access_token = AccessToken(
             user=request.user,
             scope=token["scope"],
             expires=expires,
-            id_token=id_token,
+            id_token=self._issued_id_token(token, request),
             application=request.client,
             source_refresh_token=source_refresh_token,
             resource=getattr(request, "resource", []),  # RFC 8707
         )
         self._set_token_value(access_token, token["access_token"])
-        request.idp_access_token = row_insert(access_token)
         return access_token
 
-    def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
+    def _create_access_token(self, expires, request, token, source_refresh_token=None):
         # DOT's, written with one lean INSERT (idp/validator/rows.py).
+        request.idp_access_token = row_insert(self._access_token_instance(expires, request, token,
+                                                                          source_refresh_token))
+        return request.idp_access_token
+
+    def _refresh_token_instance(self, request, refresh_token_code, access_token, previous_refresh_token):
         refresh_token = RefreshToken(
             user=request.user,
             application=request.client,
@@ -225,23 +234,40 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
             resource=getattr(request, "resource", []),  # RFC 8707
         )
         self._set_token_value(refresh_token, refresh_token_code)
-        request.idp_refresh_token = row_insert(refresh_token)
         return refresh_token
 
+    def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
+        # DOT's, written with one lean INSERT (idp/validator/rows.py).
+        request.idp_refresh_token = row_insert(self._refresh_token_instance(request, refresh_token_code,
+                                                                            access_token, previous_refresh_token))
+        return request.idp_refresh_token
+
+    def _refresh_token_to_rotate(self, token, request):
+        """The live refresh token this response replaces (the refresh grant with rotation on), else None."""
+        presented = getattr(request, "refresh_token_instance", None)
+        if (token.get("refresh_token") and isinstance(presented, RefreshToken) and presented.revoked is None
+                and self.rotate_refresh_token(request)):
+            return presented
+        return None
+
     def save_bearer_token(self, token, request, *args, **kwargs):
-        # DOT saves every token response in a transaction. Without a refresh token or a code's context to redeem
-        # (client credentials, token exchange) the save is the access token's one INSERT, atomic without one; the
-        # BEGIN and COMMIT would cost two round trips on every such request.
-        if not token.get("refresh_token") and carried(request, "idp_grant_context", None) is None:
+        # DOT saves every token response in a transaction. A rotation is atomic by itself (one statement on
+        # PostgreSQL, idp/validator/statements.py), and without a refresh token or a code's context to redeem (client
+        # credentials, token exchange) the save is the access token's one INSERT: the BEGIN and COMMIT would cost
+        # two round trips on every such request.
+        if self._refresh_token_to_rotate(token, request) is not None or (
+                not token.get("refresh_token") and carried(request, "idp_grant_context", None) is None):
             return self._save_bearer_token(token, request, *args, **kwargs)
         return super().save_bearer_token(token, request, *args, **kwargs)
 
     def _save_bearer_token(self, token, request, *args, **kwargs):
-        presented = getattr(request, "refresh_token_instance", None)
-        if (token.get("refresh_token") and isinstance(presented, RefreshToken) and presented.revoked is None
-                and self.rotate_refresh_token(request)):
-            self._rotate_refresh_token(token, request, presented)
+        presented = self._refresh_token_to_rotate(token, request)
+        if presented is not None:
+            self._rotate_refresh_token(token, request, presented)  # the ID token's row is written with the pair
         else:
+            id_token = self._issued_id_token(token, request)
+            if id_token is not None and id_token.pk is None:
+                row_insert(id_token)  # in this transaction, before the access token that links to it
             super()._save_bearer_token(token, request, *args, **kwargs)
         context = carried(request, "idp_grant_context", None)
         if context is not None:
@@ -361,18 +387,14 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
         key = active_signing_key()
         signed = jwt.encode(id_token, key.private_key, algorithm=key.algorithm,
                             headers={"kid": key.kid, "typ": ID_TOKEN_TYP})
-        # DOT wraps this in a transaction of its own; the row is one INSERT statement, atomic without one, and the
-        # BEGIN and COMMIT cost two round trips on every code exchange and refresh.
-        stored = self._save_id_token(id_token["jti"], request, expiration_time)
-        request.access_token = stored
-        request.id_token = stored
-        request.idp_id_token = stored  # linked to the access token by _create_access_token
+        # DOT stores the row here, in a transaction of its own. It is written with the tokens instead
+        # (_save_bearer_token): one round trip less, and no row for an ID token whose response failed.
+        row = IDToken(user=request.user, scope=request.scope or " ".join(request.scopes), expires=expiration_time,
+                      jti=id_token["jti"], application=request.client)
+        request.access_token = row
+        request.id_token = row
+        request.idp_id_token = row  # linked to the access token by _access_token_instance
         return signed
-
-    def _save_id_token(self, jti, request, expires, *args, **kwargs):
-        # DOT's, written with one lean INSERT (idp/validator/rows.py).
-        return row_insert(IDToken(user=request.user, scope=request.scope or " ".join(request.scopes),
-                                  expires=expires, jti=jti, application=request.client))
 
     def _get_key_for_token(self, token):
         # DOT verifies its own ID tokens (id_token_hint at logout) with the active key only; any key still in

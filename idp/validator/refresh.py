@@ -12,9 +12,9 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from audit import events
 from idp import token_audit
-from idp.revocation import revoke_rotated_refresh_token
+from idp.oauth_request import carried
 from idp.tokens import token_checksum
-from idp.validator.statements import family_context_read, refresh_token_read
+from idp.validator.statements import refresh_token_read, refresh_token_rotate
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
@@ -31,7 +31,9 @@ class RefreshTokenChecks:
         was rotated. A live token needs its access token, within REFRESH_TOKEN_EXPIRE_SECONDS of that token's
         expiry, and the client's idle and absolute lifetimes; its user must be active.
         """
-        presented = refresh_token_read(token_checksum(refresh_token))
+        checksum = token_checksum(refresh_token)
+        read = carried(request, "idp_presented_refresh_token", None)
+        presented = read[1] if read is not None and read[0] == checksum else refresh_token_read(checksum)
         if presented is None:
             return False
         now = timezone.now()
@@ -51,7 +53,7 @@ class RefreshTokenChecks:
         if presented.created + timedelta(seconds=client.refresh_token_idle_lifetime) <= now:
             token_audit.refuse(request, token_audit.token_refusal("invalid_grant", cause="idle_lifetime_over"))
             return False
-        context = family_context_read(presented.token_family) if presented.token_family else None
+        context = presented.family_context
         redeemed_at, auth_time, sid = context or (None, None, "")
         if (redeemed_at or presented.created) + timedelta(seconds=client.refresh_token_lifetime) <= now:
             token_audit.refuse(request, token_audit.token_refusal("invalid_grant", cause="lifetime_over"))
@@ -67,6 +69,21 @@ class RefreshTokenChecks:
         request.refresh_token = refresh_token
         request.refresh_token_instance = presented  # read again by get_original_scopes and _save_bearer_token
         return True
+
+    @staticmethod
+    def _refresh_token_preread(request) -> None:
+        """For the refresh grant, read the presented token's row as oauthlib starts on the request, before the
+        client is authenticated: the client cache generation comes with it, so authenticating the client from the
+        cache (clients/cache.py) costs no statement of its own. Reading the row has no side effect, and it is used
+        only by validate_refresh_token, which oauthlib calls once the client is authenticated."""
+        token = request.refresh_token
+        if request.grant_type != "refresh_token" or not isinstance(token, str):
+            return
+        checksum = token_checksum(token)
+        presented = refresh_token_read(checksum)
+        request.idp_presented_refresh_token = (checksum, presented)
+        if presented is not None:
+            request.idp_client_generation = presented.client_generation
 
     def _refused_as_reused(self, presented, request, now) -> bool:
         """Whether a revoked refresh token is refused; when it is, its family is revoked and the reuse noted.
@@ -86,22 +103,27 @@ class RefreshTokenChecks:
         return True
 
     def _rotate_refresh_token(self, token, request, presented) -> None:
-        """Replace the presented refresh token and its access token with the new pair, in the caller's transaction.
+        """Replace the presented refresh token and its access token with the new pair and the new ID token, if any.
 
-        DOT's rotation reads and locks the same rows three times over; this locks the presented token once. Of two
-        requests presenting it at once, the one that waited finds it revoked: it is refused with invalid_grant and
-        the whole family is revoked, as for any reuse (RFC 9700 §4.14.2). A retry within a grace period (the presented
-        token already revoked) goes to DOT's rotation instead, which hands back the pair already issued.
+        DOT's rotation reads and locks the same rows three times over; this is one statement on PostgreSQL
+        (idp/validator/statements.py). Of two requests presenting the token at once, the one that waited finds it
+        revoked: it is refused with invalid_grant and the whole family is revoked, as for any reuse (RFC 9700
+        §4.14.2). A retry within a grace period (the presented token already revoked) goes to DOT's rotation
+        instead, which hands back the pair already issued.
         """
         if "scope" not in token:
             raise FatalClientError("Failed to renew access token: missing scope")
         self._check_and_set_request_resource(request)
         expires = timezone.now() + timedelta(
             seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS))
-        if not revoke_rotated_refresh_token(refresh_token=presented):
+        id_token = self._issued_id_token(token, request)
+        access_token = self._access_token_instance(expires, request, token, source_refresh_token=presented)
+        refresh_token = self._refresh_token_instance(request, token["refresh_token"], access_token, presented)
+        if not refresh_token_rotate(presented=presented, id_token=id_token, access_token=access_token,
+                                    refresh_token=refresh_token):
             # Another request rotated it first. Which of the two is the thief cannot be told, so, as for any reuse
-            # (RFC 9700 §4.14.2), the family is revoked; the token endpoint does it once this transaction has
-            # rolled back (idp/backend.py).
+            # (RFC 9700 §4.14.2), the family is revoked; the token endpoint does it once this request's answer is
+            # settled (idp/backend.py).
             request.idp_family_to_revoke = presented.token_family
             token_audit.refuse(request, token_audit.Refusal(
                 type=events.TOKEN_REFRESH_REUSED, reason=token_audit.REASON_REFRESH_REUSED, user=presented.user,
@@ -110,5 +132,4 @@ class RefreshTokenChecks:
             ))
             raise errors.InvalidGrantError(description="The refresh token was used by another request.",
                                            request=request)
-        access_token = self._create_access_token(expires, request, token, source_refresh_token=presented)
-        self._create_refresh_token(request, token["refresh_token"], access_token, presented)
+        request.idp_access_token, request.idp_refresh_token = access_token, refresh_token

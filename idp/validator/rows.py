@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Sequence
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.models import Field, Model
 
 
 class RowShape:
@@ -57,12 +57,32 @@ def row_shape(model: type[Model], alias: str, using: str, names: tuple[str, ...]
     return RowShape(model, alias, using, names)
 
 
-@functools.cache
-def _insert_statement(model: type[Model], using: str) -> tuple[str, tuple]:
-    connection = connections[using]
-    quote = connection.ops.quote_name
+def insert_fields(model: type[Model]) -> tuple[Field, ...]:
+    """The fields an INSERT of a new `model` row writes: every concrete one but the primary key, in model order."""
     meta = model._meta
-    fields = tuple(field for field in meta.concrete_fields if field is not meta.pk)
+    return tuple(field for field in meta.concrete_fields if field is not meta.pk)
+
+
+def insert_values(instance: Model, fields: Sequence[Field], using: str) -> list:
+    """The database values of `fields` for a new row, as `save()` computes them: each field's `pre_save` (auto_now,
+    DOT's token checksum), then its `get_db_prep_save`."""
+    connection = connections[using]
+    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+
+
+def mark_inserted(instance: Model, pk: object, using: str) -> Model:
+    """The instance as `save()` leaves a new one: its primary key set and its state no longer "adding"."""
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = using
+    return instance
+
+
+@functools.cache
+def _insert_statement(model: type[Model], using: str) -> tuple[str, tuple[Field, ...]]:
+    quote = connections[using].ops.quote_name
+    meta = model._meta
+    fields = insert_fields(model)
     # RETURNING works on PostgreSQL and on SQLite 3.35+, the floor Django 5.2 supports.
     statement = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "  # noqa: S608
@@ -74,19 +94,13 @@ def _insert_statement(model: type[Model], using: str) -> tuple[str, tuple]:
 def row_insert(instance: Model) -> Model:
     """INSERT a new instance in one statement and give it its primary key, without `Model.save()`.
 
-    Each field's `pre_save` (auto_now, DOT's token checksum) and `get_db_prep_save` run as in `save()`, so the row is
-    the one `save()` would write. No `pre_save`/`post_save` signal is sent: nothing in this project or in DOT
-    listens for the token models' signals, and these rows are written on every token request.
+    The row is the one `save()` would write (insert_values). No `pre_save`/`post_save` signal is sent: nothing in
+    this project or in DOT listens for the token models' signals, and these rows are written on every token request.
     """
     model = type(instance)
     using = router.db_for_write(model, instance=instance)
     statement, fields = _insert_statement(model, using)
-    connection = connections[using]
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, values)
-        instance.pk = cursor.fetchone()[0]
-    instance._state.adding = False
-    instance._state.db = using
-    return instance
-
+    with connections[using].cursor() as cursor:
+        cursor.execute(statement, insert_values(instance, fields, using))
+        pk = cursor.fetchone()[0]
+    return mark_inserted(instance, pk, using)

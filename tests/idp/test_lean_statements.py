@@ -5,15 +5,22 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model, set_token_value
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_id_token_model,
+    get_refresh_token_model,
+    set_token_value,
+)
 
 from clients.services import client_create
 from idp.claims import user_role_names
+from idp.models import GrantContext
 from idp.validator.rows import row_insert
-from idp.validator.statements import access_token_read, refresh_token_read
+from idp.validator.statements import access_token_read, refresh_token_read, refresh_token_rotate
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
+IDToken = get_id_token_model()
 
 
 @pytest.fixture
@@ -54,6 +61,73 @@ def test_the_refresh_token_read_loads_the_token_its_access_token_and_user_as_the
         assert _fields(presented.access_token) == _fields(access)
         assert _fields(presented.user) == _fields(alice)
     assert refresh_token_read("0" * 64) is None
+
+
+def test_the_refresh_token_read_brings_the_roles_the_family_context_and_the_cache_generation(
+        issued, make_user, django_assert_num_queries):
+    from clients.cache import _generation_read
+
+    alice, client, _, refresh = issued
+    with django_assert_num_queries(1):
+        presented = refresh_token_read(refresh.token_checksum)
+    assert presented.family_context is None  # the family did not start from a code
+    assert presented.client_generation == _generation_read()
+    with django_assert_num_queries(0):
+        assert user_role_names(presented.user) == ["admin", "orders:write"]
+    started = timezone.now() - timedelta(minutes=3)
+    GrantContext.objects.create(code_checksum="c" * 64, client=client, sid="sid-1", auth_time=1700000000,
+                                redeemed_at=started, token_family=refresh.token_family)
+    assert refresh_token_read(refresh.token_checksum).family_context == (started, 1700000000, "sid-1")
+    bob = make_user(username="bob")  # no role
+    RefreshToken.objects.filter(pk=refresh.pk).update(user=bob)
+    assert user_role_names(refresh_token_read(refresh.token_checksum).user) == []
+
+
+def _rotation(alice, client, refresh, *, with_id_token: bool):
+    """The rows a refresh writes: an ID token (or none), an access token and a refresh token, not yet saved."""
+    id_token = IDToken(user=alice, application=client, jti=uuid.uuid4(), scope="openid",
+                       expires=timezone.now() + timedelta(minutes=5)) if with_id_token else None
+    access = AccessToken(user=alice, scope="openid", expires=timezone.now() + timedelta(minutes=5), id_token=id_token,
+                         application=client, source_refresh_token=refresh, resource=[])
+    set_token_value(access, "rotated-access-token")
+    fresh = RefreshToken(user=alice, application=client, access_token=access, token_family=refresh.token_family,
+                         resource=[])
+    set_token_value(fresh, "rotated-refresh-token")
+    return id_token, access, fresh
+
+
+@pytest.mark.parametrize("with_id_token", [True, False])
+def test_a_rotation_revokes_the_token_deletes_its_access_token_and_writes_the_rows_save_would(
+        issued, with_id_token):
+    alice, client, access, refresh = issued
+    id_token, new_access, fresh = _rotation(alice, client, refresh, with_id_token=with_id_token)
+    presented = refresh_token_read(refresh.token_checksum)
+    assert refresh_token_rotate(presented=presented, id_token=id_token, access_token=new_access, refresh_token=fresh)
+    assert not AccessToken.objects.filter(pk=access.pk).exists()
+    revoked = RefreshToken.objects.get(pk=refresh.pk)
+    assert revoked.revoked is not None and revoked.access_token_id is None
+    assert (presented.revoked, presented.access_token) == (revoked.revoked, None)
+    assert _fields(AccessToken.objects.get(pk=new_access.pk)) == _fields(new_access)
+    assert _fields(RefreshToken.objects.get(pk=fresh.pk)) == _fields(fresh)
+    assert fresh.access_token_id == new_access.pk and new_access.source_refresh_token_id == refresh.pk
+    if with_id_token:
+        assert _fields(IDToken.objects.get(pk=id_token.pk)) == _fields(id_token)
+        assert new_access.id_token_id == id_token.pk
+    else:
+        assert new_access.id_token_id is None and not IDToken.objects.exists()
+
+
+def test_a_rotation_of_a_token_no_longer_live_writes_nothing(issued):
+    alice, client, access, refresh = issued
+    presented = refresh_token_read(refresh.token_checksum)
+    RefreshToken.objects.filter(pk=refresh.pk).update(revoked=timezone.now())  # rotated by another request meanwhile
+    id_token, new_access, fresh = _rotation(alice, client, refresh, with_id_token=True)
+    counts = (IDToken.objects.count(), AccessToken.objects.count(), RefreshToken.objects.count())
+    assert not refresh_token_rotate(presented=presented, id_token=id_token, access_token=new_access,
+                                    refresh_token=fresh)
+    assert (IDToken.objects.count(), AccessToken.objects.count(), RefreshToken.objects.count()) == counts
+    assert AccessToken.objects.filter(pk=access.pk).exists()  # the other rotation's business, not this one's
+    assert new_access.pk is None and fresh.pk is None
 
 
 def test_the_refresh_token_read_prefers_the_live_row_among_rows_sharing_a_checksum(issued):

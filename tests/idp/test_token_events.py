@@ -360,6 +360,21 @@ def test_an_unknown_refresh_token_is_invalid_grant_and_not_reuse(rp):
     only_event(type=events.TOKEN_FAILED, reason="invalid_grant", client_id=rp.client.client_id)
 
 
+def test_a_refresh_token_presented_with_a_wrong_client_secret_is_refused_and_rotates_nothing(browser, rp, alice):
+    # The token's row is read before the client is authenticated (with the client cache generation, one statement):
+    # it must not stand in for that authentication.
+    tokens = signed_in_tokens(browser, rp)
+    live = RefreshToken.objects.get(revoked__isnull=True)
+    issued, before = AccessToken.objects.count(), newest()
+    refused = token_request(rp, secret="wrong", grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+    assert_token_error(refused, 401, "invalid_client")
+    only_event(since=later_than(before), type=events.TOKEN_FAILED, reason="invalid_client",
+               client_id=rp.client.client_id)
+    assert RefreshToken.objects.get(pk=live.pk).revoked is None
+    assert AccessToken.objects.count() == issued
+    assert token_request(rp, grant_type="refresh_token", refresh_token=tokens["refresh_token"]).status_code == 200
+
+
 # --- token.rejected at userinfo -------------------------------------------------------------------------------------
 
 
@@ -607,7 +622,7 @@ def test_auth_time_and_sid_sent_as_parameters_do_not_reach_the_tokens(browser, r
 
 def test_internal_state_names_sent_as_parameters_get_an_ordinary_token_not_a_500(service, audit_lines):
     forged = {"idp_exchange": "x", "idp_grant_context": "1", "idp_refresh_token": "x", "idp_jti": "forged-jti",
-              "idp_grant": "x", "idp_id_token": "x", "idp_access_token": "x"}
+              "idp_grant": "x", "idp_id_token": "x", "idp_access_token": "x", "idp_presented_refresh_token": "x"}
     mark = newest()
     response = token_request(service, grant_type="client_credentials", **forged)
     assert response.status_code == 200, response.content
@@ -616,6 +631,16 @@ def test_internal_state_names_sent_as_parameters_get_an_ordinary_token_not_a_500
     event = only_event(since=later_than(mark), type=events.TOKEN_ISSUED)
     assert event.detail["jti"] == claims["jti"] != "forged-jti"
     assert "subject_jti" not in event.detail and "token_family" not in event.detail
+
+
+def test_a_presented_refresh_token_row_sent_as_a_parameter_does_not_stand_in_for_the_stored_one(rp):
+    mark = newest()
+    refused = token_request(rp, grant_type="refresh_token", refresh_token="never-issued",
+                            idp_presented_refresh_token="x")
+    assert_token_error(refused, 400, "invalid_grant")
+    only_event(since=later_than(mark), type=events.TOKEN_FAILED, reason="invalid_grant",
+               client_id=rp.client.client_id)
+    assert not AccessToken.objects.exists()
 
 
 def test_a_token_family_sent_as_a_parameter_is_not_revoked(browser, rp, service):
