@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import jwt
 from django.conf import settings
+from django.utils import timezone
+from oauth2_provider.exceptions import FatalClientError
 from oauth2_provider.models import (
     AbstractApplication,
     get_access_token_model,
@@ -14,6 +17,7 @@ from oauth2_provider.models import (
     get_refresh_token_model,
 )
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors, utils
 
 from audit import events
@@ -29,13 +33,8 @@ from idp.revocation import revoke_token_family
 from idp.tokens import token_checksum
 from idp.validator.refresh import RefreshTokenChecks
 from idp.validator.rows import row_insert
-from idp.validator.statements import (
-    access_token_read,
-    grant_context_redeem,
-    grant_delete,
-    grant_read,
-    open_grant_context_read,
-)
+from idp.validator.statements import access_token_read, grant_read
+from idp.validator.writes import authorization_code_redeem, grant_delete
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
@@ -117,16 +116,20 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
 
     @staticmethod
     def _grant(code: str, request):
-        """The code's Grant row (its user joined), read once per token request; None when there is none.
+        """The code's Grant row (its user, its open context and the client cache generation read with it), read once
+        per token request; None when there is none.
 
         oauthlib asks about the same code up to six times (scopes, nonce, validity, PKCE challenge and method, the
-        redirect URI); DOT would read the row each time. Deleting it (invalidate_authorization_code) stays the one
-        guard against redeeming a code twice.
+        redirect URI); DOT would read the row each time. The first time is before the client is authenticated, which
+        then takes the client from the cache with the generation read here: no statement of its own. Deleting the
+        row with the tokens (authorization_code_redeem) stays the one guard against redeeming a code twice.
         """
         read = carried(request, "idp_grant", None)
         if read is None or read[0] != code:
             read = (code, grant_read(code))
             request.idp_grant = read
+            if read[1] is not None:
+                request.idp_client_generation = read[1].client_generation
         return read[1]
 
     def _client_grant(self, code: str, client, request):
@@ -135,8 +138,10 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
         return grant if grant is not None and client is not None and grant.application_id == client.pk else None
 
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:
-        # DOT's, as one DELETE statement (idp/validator/statements.py). Whether a row went is what stops a code
-        # from being redeemed twice: the second of two concurrent exchanges deletes nothing and is refused.
+        # oauthlib calls this once the tokens are saved; the code was deleted with them (_redeem_code). Otherwise,
+        # DOT's, as one DELETE statement: whether a row went is what stops a code from being redeemed twice.
+        if carried(request, "idp_code_redeemed", None) == code:
+            return
         if not grant_delete(code=code, client_pk=request.client.pk):
             raise errors.InvalidGrantError(request=request)
 
@@ -175,7 +180,7 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
     def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
         grant = self._client_grant(code, client, request)
         if grant is not None and not grant.is_expired():
-            context = open_grant_context_read(token_checksum(code))
+            context = grant.open_context
             if context is None:
                 return False
             # What DOT's validate_code carries from the grant onto the request.
@@ -251,32 +256,49 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
         return None
 
     def save_bearer_token(self, token, request, *args, **kwargs):
-        # DOT saves every token response in a transaction. A rotation is atomic by itself (one statement on
-        # PostgreSQL, idp/validator/statements.py), and without a refresh token or a code's context to redeem (client
-        # credentials, token exchange) the save is the access token's one INSERT: the BEGIN and COMMIT would cost
-        # two round trips on every such request.
-        if self._refresh_token_to_rotate(token, request) is not None or (
-                not token.get("refresh_token") and carried(request, "idp_grant_context", None) is None):
+        # DOT saves every token response in a transaction. A rotation and a code's redemption are atomic by
+        # themselves (one statement on PostgreSQL, idp/validator/writes.py), and without a refresh token (client
+        # credentials, token exchange) the save is the access token's one INSERT: the BEGIN and COMMIT would cost two
+        # round trips on every such request.
+        if (self._refresh_token_to_rotate(token, request) is not None
+                or carried(request, "idp_grant_context", None) is not None or not token.get("refresh_token")):
             return self._save_bearer_token(token, request, *args, **kwargs)
         return super().save_bearer_token(token, request, *args, **kwargs)
 
     def _save_bearer_token(self, token, request, *args, **kwargs):
         presented = self._refresh_token_to_rotate(token, request)
+        context = carried(request, "idp_grant_context", None)
         if presented is not None:
             self._rotate_refresh_token(token, request, presented)  # the ID token's row is written with the pair
+        elif context is not None:
+            self._redeem_code(token, request, context)
         else:
             id_token = self._issued_id_token(token, request)
             if id_token is not None and id_token.pk is None:
                 row_insert(id_token)  # in this transaction, before the access token that links to it
             super()._save_bearer_token(token, request, *args, **kwargs)
-        context = carried(request, "idp_grant_context", None)
-        if context is not None:
-            refresh_token = carried(request, "idp_refresh_token", None)
-            access_token = carried(request, "idp_access_token", None)
-            if not grant_context_redeem(context_id=context.pk,
-                                        token_family=refresh_token.token_family if refresh_token else None,
-                                        access_token_id=access_token.pk if access_token else None):
-                self._concurrent_redemption_refuse(context, request)
+
+    def _token_expiry(self, token, request):
+        """When the access token of this response expires; DOT's checks of the response first."""
+        if "scope" not in token:
+            raise FatalClientError("Failed to renew access token: missing scope")
+        self._check_and_set_request_resource(request)
+        lifetime = token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS)
+        return timezone.now() + timedelta(seconds=lifetime)
+
+    def _redeem_code(self, token, request, context: GrantContext) -> None:
+        """Write the tokens issued for an authorization code, the code deleted and its context redeemed with them;
+        refuse the exchange when another one redeemed the code first (idp/validator/writes.py)."""
+        access_token = self._access_token_instance(self._token_expiry(token, request), request, token)
+        refresh_token = None
+        if token.get("refresh_token"):
+            refresh_token = self._refresh_token_instance(request, token["refresh_token"], access_token, None)
+        if not authorization_code_redeem(context=context, code=request.code, client_pk=request.client.pk,
+                                         id_token=self._issued_id_token(token, request), access_token=access_token,
+                                         refresh_token=refresh_token):
+            self._concurrent_redemption_refuse(context, request)
+        request.idp_access_token, request.idp_refresh_token = access_token, refresh_token
+        request.idp_code_redeemed = request.code
 
     @staticmethod
     def _concurrent_redemption_refuse(context: GrantContext, request) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils import timezone
-from oauth2_provider.exceptions import FatalClientError
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model, refresh_token_expire_timedelta
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
@@ -14,7 +13,8 @@ from audit import events
 from idp import token_audit
 from idp.oauth_request import carried
 from idp.tokens import token_checksum
-from idp.validator.statements import refresh_token_read, refresh_token_rotate
+from idp.validator.statements import refresh_token_read
+from idp.validator.writes import refresh_token_rotate
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
@@ -106,18 +106,14 @@ class RefreshTokenChecks:
         """Replace the presented refresh token and its access token with the new pair and the new ID token, if any.
 
         DOT's rotation reads and locks the same rows three times over; this is one statement on PostgreSQL
-        (idp/validator/statements.py). Of two requests presenting the token at once, the one that waited finds it
+        (idp/validator/writes.py). Of two requests presenting the token at once, the one that waited finds it
         revoked: it is refused with invalid_grant and the whole family is revoked, as for any reuse (RFC 9700
         §4.14.2). A retry within a grace period (the presented token already revoked) goes to DOT's rotation
         instead, which hands back the pair already issued.
         """
-        if "scope" not in token:
-            raise FatalClientError("Failed to renew access token: missing scope")
-        self._check_and_set_request_resource(request)
-        expires = timezone.now() + timedelta(
-            seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS))
         id_token = self._issued_id_token(token, request)
-        access_token = self._access_token_instance(expires, request, token, source_refresh_token=presented)
+        access_token = self._access_token_instance(self._token_expiry(token, request), request, token,
+                                                   source_refresh_token=presented)
         refresh_token = self._refresh_token_instance(request, token["refresh_token"], access_token, presented)
         if not refresh_token_rotate(presented=presented, id_token=id_token, access_token=access_token,
                                     refresh_token=refresh_token):

@@ -14,6 +14,16 @@ from django.db import connections, router
 from django.db.models import Field, Model
 
 
+def column_name(model: type[Model], name: str, using: str) -> str:
+    """The quoted column of the field `name` of `model`."""
+    return connections[using].ops.quote_name(model._meta.get_field(name).column)
+
+
+def table_name(model: type[Model], using: str) -> str:
+    """The quoted table of `model`."""
+    return connections[using].ops.quote_name(model._meta.db_table)
+
+
 class RowShape:
     """Columns of a model (all its concrete ones unless named), as selected under one table alias, and the values
     or the instance the ORM would make of them."""

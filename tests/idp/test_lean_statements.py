@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from oauth2_provider.models import (
     get_access_token_model,
+    get_grant_model,
     get_id_token_model,
     get_refresh_token_model,
     set_token_value,
@@ -15,12 +16,15 @@ from oauth2_provider.models import (
 from clients.services import client_create
 from idp.claims import user_role_names
 from idp.models import GrantContext
+from idp.tokens import token_checksum
 from idp.validator.rows import row_insert
-from idp.validator.statements import access_token_read, refresh_token_read, refresh_token_rotate
+from idp.validator.statements import access_token_read, refresh_token_read
+from idp.validator.writes import authorization_code_redeem, refresh_token_rotate
 
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
 IDToken = get_id_token_model()
+Grant = get_grant_model()
 
 
 @pytest.fixture
@@ -128,6 +132,69 @@ def test_a_rotation_of_a_token_no_longer_live_writes_nothing(issued):
     assert (IDToken.objects.count(), AccessToken.objects.count(), RefreshToken.objects.count()) == counts
     assert AccessToken.objects.filter(pk=access.pk).exists()  # the other rotation's business, not this one's
     assert new_access.pk is None and fresh.pk is None
+
+
+def _code(alice, client, code: str = "code-1"):
+    """An authorization code's Grant row and its open context."""
+    grant = Grant.objects.create(user=alice, code=code, application=client, redirect_uri="https://rp.example.com/cb",
+                                 scope="openid", expires=timezone.now() + timedelta(minutes=1))
+    context = GrantContext.objects.create(code_checksum=token_checksum(code), client=client, sid="s", auth_time=1)
+    return grant, context
+
+
+def _issue(alice, client, *, with_refresh_token: bool):
+    id_token = IDToken(user=alice, application=client, jti=uuid.uuid4(), scope="openid",
+                       expires=timezone.now() + timedelta(minutes=5))
+    access = AccessToken(user=alice, scope="openid", expires=timezone.now() + timedelta(minutes=5), id_token=id_token,
+                         application=client, resource=[])
+    set_token_value(access, "issued-access-token")
+    fresh = None
+    if with_refresh_token:
+        fresh = RefreshToken(user=alice, application=client, access_token=access, token_family=uuid.uuid4(),
+                             resource=[])
+        set_token_value(fresh, "issued-refresh-token")
+    return id_token, access, fresh
+
+
+@pytest.mark.parametrize("with_refresh_token", [True, False])
+def test_a_redemption_deletes_the_code_writes_the_rows_save_would_and_marks_the_context(issued, with_refresh_token):
+    alice, client, _, _ = issued
+    grant, context = _code(alice, client)
+    id_token, access, fresh = _issue(alice, client, with_refresh_token=with_refresh_token)
+    assert authorization_code_redeem(context=context, code=grant.code, client_pk=client.pk, id_token=id_token,
+                                     access_token=access, refresh_token=fresh)
+    assert not Grant.objects.filter(pk=grant.pk).exists()
+    assert _fields(IDToken.objects.get(pk=id_token.pk)) == _fields(id_token)
+    assert _fields(AccessToken.objects.get(pk=access.pk)) == _fields(access)
+    assert access.id_token_id == id_token.pk
+    stored = GrantContext.objects.get(pk=context.pk)
+    assert stored.access_token_id == access.pk and stored.redeemed_at is not None
+    if with_refresh_token:
+        assert _fields(RefreshToken.objects.get(pk=fresh.pk)) == _fields(fresh)
+        assert fresh.access_token_id == access.pk and stored.token_family == fresh.token_family
+    else:
+        assert stored.token_family is None and not RefreshToken.objects.filter(access_token=access).exists()
+
+
+@pytest.mark.parametrize("meanwhile", ["redeemed", "code gone", "another client's code"])
+def test_a_redemption_of_a_code_redeemed_or_gone_meanwhile_writes_nothing(issued, meanwhile):
+    alice, client, _, _ = issued
+    grant, context = _code(alice, client)
+    client_pk = client.pk
+    if meanwhile == "redeemed":
+        GrantContext.objects.filter(pk=context.pk).update(redeemed_at=timezone.now())
+    elif meanwhile == "code gone":
+        Grant.objects.filter(pk=grant.pk).delete()
+    else:
+        client_pk = client_create(name="Other", client_type="confidential", grant_types=["authorization-code"],
+                                  redirect_uris=["https://other.example.com/cb"], allowed_scopes=["openid"]).client.pk
+    id_token, access, fresh = _issue(alice, client, with_refresh_token=True)
+    counts = (IDToken.objects.count(), AccessToken.objects.count(), RefreshToken.objects.count())
+    assert not authorization_code_redeem(context=context, code=grant.code, client_pk=client_pk, id_token=id_token,
+                                         access_token=access, refresh_token=fresh)
+    assert (IDToken.objects.count(), AccessToken.objects.count(), RefreshToken.objects.count()) == counts
+    assert Grant.objects.filter(pk=grant.pk).exists() == (meanwhile != "code gone")
+    assert (GrantContext.objects.get(pk=context.pk).redeemed_at is None) == (meanwhile != "redeemed")
 
 
 def test_the_refresh_token_read_prefers_the_live_row_among_rows_sharing_a_checksum(issued):
