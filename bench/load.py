@@ -1,6 +1,6 @@
 """`make bench`: the IdP under gunicorn pinned to one core with PostgreSQL, loaded by wrk from the other core.
 
-    .venv/bin/python -m bench.load [--duration 10] [--warmup 3] [--connections 16] [--workers 2] [--threads 4]
+    .venv/bin/python -m bench.load [--duration 10] [--warmup 3] [--connections 16] [--workers 1] [--threads 8]
                                    [--growth] [--scale-out] [--no-profile] [--only PATH ...]
 
 Recreates the database idp_bench, migrates it, runs `bootstrap` (an RS256-2048 signing key), seeds users and
@@ -243,10 +243,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3, help="warm-up seconds per path (default 3)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--wrk-threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2,
-                        help="gunicorn worker processes per instance (default 2, see bench/README.md)")
-    parser.add_argument("--threads", type=int, default=4,
-                        help="threads per gunicorn worker (default 4, as idp/gunicorn_conf.py)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="gunicorn worker processes per instance (default 1: one per core, see bench/README.md)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="threads per gunicorn worker (default 8, as idp/gunicorn_conf.py)")
     parser.add_argument("--server-cpus", default="0", help="taskset list for gunicorn (default 0)")
     parser.add_argument("--wrk-cpus", default="1", help="taskset list for wrk and the toolkit (default 1)")
     parser.add_argument("--only", nargs="+", choices=PATHS, help="measure only these paths")
