@@ -362,7 +362,7 @@ def execute(run: Run, results: dict) -> None:
                             cpus=args.server_cpus, port=port)
     run.instances = [server]
     load = Load(connections=args.connections, threads=args.wrk_threads, cpus=args.wrk_cpus)
-    print(f"\nMeasuring {server.url}: {args.workers} workers x {args.threads} threads on core {args.server_cpus}, "
+    print(f"\nMeasuring {server.url}: {args.workers} worker(s) x {args.threads} threads on core {args.server_cpus}, "
           f"wrk on core {args.wrk_cpus}, {args.connections} connections, {args.warmup:g} s warm-up + "
           f"{args.duration:g} s each",
           flush=True)

@@ -143,7 +143,7 @@ def markdown(results: dict) -> str:
         f"Python {facts['python']}, PostgreSQL {facts['postgresql']} ({_settings(facts)}); load average before "
         f"{facts['load_average_before']}, after {facts.get('load_average_after')}.",
         "",
-        f"Set-up: gunicorn `idp.wsgi`, {config['workers']} workers x {config.get('threads', 1)} threads "
+        f"Set-up: gunicorn `idp.wsgi`, {config['workers']} worker(s) x {config.get('threads', 1)} threads "
         f"(idp/gunicorn_conf.py) pinned to core {config['server_cpus']}; "
         f"wrk {config['wrk_threads']} threads, {config['connections']} connections pinned to core "
         f"{config['wrk_cpus']}; PostgreSQL on loopback, not pinned (a system service, it shares both cores); "
