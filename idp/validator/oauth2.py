@@ -302,11 +302,16 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
 
     @staticmethod
     def _concurrent_redemption_refuse(context: GrantContext, request) -> None:
-        """Two exchanges of one code passed validation and the other committed first. As for any code presented
-        twice (RFC 6749 §4.1.2) this one is refused and what the other was issued is revoked; the token endpoint
-        revokes it once this request's transaction, with the tokens it was about to issue, has rolled back
-        (idp/backend.py)."""
-        winner = GrantContext.objects.only("token_family", "access_token_id").get(pk=context.pk)
+        """The code passed validation but could not be redeemed. Usually another exchange of it committed first: as
+        for any code presented twice (RFC 6749 §4.1.2) this one is refused and what the other was issued is
+        revoked, by the token endpoint once this request's writes are undone (idp/backend.py). The code may also
+        have gone without being redeemed (pruned as it expired, or its client deleted): then nothing was issued
+        from it and the exchange is refused as an invalid grant."""
+        winner = GrantContext.objects.only("redeemed_at", "token_family", "access_token_id").filter(
+            pk=context.pk).first()
+        if winner is None or winner.redeemed_at is None:
+            token_audit.refuse(request, token_audit.token_refusal("invalid_grant", cause="code_gone"))
+            raise errors.InvalidGrantError(description="The authorization code is no longer valid.", request=request)
         request.idp_family_to_revoke = winner.token_family
         request.idp_access_token_to_revoke = winner.access_token_id
         token_audit.refuse(request, _code_replay_refusal(winner, cause="used_concurrently"))

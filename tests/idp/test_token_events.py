@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from datetime import timedelta
+from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
@@ -255,6 +256,35 @@ def test_replayed_code_is_recorded_as_code_replay_and_what_it_issued_is_revoked(
                             "token_family": str(family), "family_revoked": True}
     assert not AccessToken.objects.exists()
     assert not RefreshToken.objects.filter(revoked__isnull=True).exists()
+
+
+@pytest.mark.parametrize("gone", ["pruned", "client deleted"])
+def test_a_code_gone_before_its_redemption_is_invalid_grant_not_a_replay_and_revokes_nothing(browser, rp, gone):
+    # Between validate_code and the redemption's write: the code expired and `tokens prune` removed it, or an
+    # administrator deleted the client (its codes and contexts go with it). Nothing was issued from the code.
+    from clients.models import Client
+    from idp.validator import oauth2
+
+    victim = signed_in_tokens(browser, rp)  # a live family of the same client, which must stay live
+    code = code_for(browser, rp)
+    write = oauth2.authorization_code_redeem
+
+    def gone_first(**kwargs):
+        if gone == "pruned":
+            Grant.objects.filter(code=code).delete()
+        else:
+            Client.objects.filter(pk=rp.client.pk).delete()
+        return write(**kwargs)
+
+    before, issued = newest(), AccessToken.objects.count()
+    with mock.patch.object(oauth2, "authorization_code_redeem", gone_first):
+        refused = redeem(rp, code)
+    assert_token_error(refused, 400, "invalid_grant")
+    event = only_event(since=later_than(before), type=events.TOKEN_FAILED, reason="invalid_grant")
+    assert event.detail["cause"] == "code_gone"
+    if gone == "pruned":
+        assert AccessToken.objects.count() == issued
+        assert token_request(rp, grant_type="refresh_token", refresh_token=victim["refresh_token"]).status_code == 200
 
 
 @pytest.mark.parametrize("verifier", ["w" * 64, None], ids=["wrong-verifier", "no-verifier"])
