@@ -257,26 +257,25 @@ class IdpOAuth2Validator(RefreshTokenChecks, OAuth2Validator):
 
     def save_bearer_token(self, token, request, *args, **kwargs):
         # DOT saves every token response in a transaction. A rotation and a code's redemption are atomic by
-        # themselves (one statement on PostgreSQL, idp/validator/writes.py), and without a refresh token (client
-        # credentials, token exchange) the save is the access token's one INSERT: the BEGIN and COMMIT would cost two
+        # themselves (one statement on PostgreSQL, idp/validator/writes.py), and so is a response with nothing but
+        # an access token (client credentials, token exchange): one INSERT. The BEGIN and COMMIT would cost two
         # round trips on every such request.
-        if (self._refresh_token_to_rotate(token, request) is not None
-                or carried(request, "idp_grant_context", None) is not None or not token.get("refresh_token")):
+        presented = self._refresh_token_to_rotate(token, request)
+        if presented is not None:
+            return self._rotate_refresh_token(token, request, presented)  # the ID token's row with the pair
+        context = carried(request, "idp_grant_context", None)
+        if context is not None:
+            return self._redeem_code(token, request, context)
+        if not token.get("refresh_token") and self._issued_id_token(token, request) is None:
             return self._save_bearer_token(token, request, *args, **kwargs)
         return super().save_bearer_token(token, request, *args, **kwargs)
 
     def _save_bearer_token(self, token, request, *args, **kwargs):
-        presented = self._refresh_token_to_rotate(token, request)
-        context = carried(request, "idp_grant_context", None)
-        if presented is not None:
-            self._rotate_refresh_token(token, request, presented)  # the ID token's row is written with the pair
-        elif context is not None:
-            self._redeem_code(token, request, context)
-        else:
-            id_token = self._issued_id_token(token, request)
-            if id_token is not None and id_token.pk is None:
-                row_insert(id_token)  # in this transaction, before the access token that links to it
-            super()._save_bearer_token(token, request, *args, **kwargs)
+        # DOT's, in its transaction unless it is one INSERT; the ID token's row first, for the access token to link.
+        id_token = self._issued_id_token(token, request)
+        if id_token is not None and id_token.pk is None:
+            row_insert(id_token)
+        super()._save_bearer_token(token, request, *args, **kwargs)
 
     def _token_expiry(self, token, request):
         """When the access token of this response expires; DOT's checks of the response first."""

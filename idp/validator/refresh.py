@@ -67,7 +67,7 @@ class RefreshTokenChecks:
         request.user = presented.user
         # The raw token as presented: only its checksum is stored, and oauthlib reuses it when rotation is off.
         request.refresh_token = refresh_token
-        request.refresh_token_instance = presented  # read again by get_original_scopes and _save_bearer_token
+        request.refresh_token_instance = presented  # read again by get_original_scopes and save_bearer_token
         return True
 
     @staticmethod

@@ -48,6 +48,29 @@ def _joined_read(statement: str, params: list, using: str, shapes: list[RowShape
     return _instances(row, shapes) if row is not None else None
 
 
+def _user_token_select(using: str, shapes: list[RowShape]) -> str:
+    """The select list of a user token's read (idp/validator/oauth2.py): the client cache generation, each shape's
+    columns, then the role names of the user joined as `u` (idp/claims.py)."""
+    generation, _ = generation_column(connections[using])
+    user_id = "u." + column_name(get_user_model(), "id", using)
+    return ", ".join([generation, *(shape.columns for shape in shapes), role_names_column(using, user_id)])
+
+
+def _user_token_read(statement: str, params: list, using: str, shapes: list[RowShape]):
+    """The row of a statement selected by _user_token_select: (client cache generation, the instances of every shape
+    but the last, ending with the user, whose role names are preloaded, and the last shape's values); None when
+    there is no row. The last shape is a LEFT JOINed GrantContext, whose first value is NULL when none matched."""
+    _, generation_parameter = generation_column(connections[using])
+    row = _row(statement, [generation_parameter, *params], using)
+    if row is None:
+        return None
+    generation, *columns = row
+    *instance_shapes, context_shape = shapes
+    instances = _instances(columns, instance_shapes)
+    role_names_preload(instances[-1], columns[-1])
+    return generation, instances, context_shape.values(columns[-1 - len(context_shape):-1])
+
+
 # The code a refresh-token family started from: its id (NULL when the family did not start from one), then what the
 # refresh needs of it.
 _FAMILY_CONTEXT_FIELDS = ("id", "redeemed_at", "auth_time", "sid")
@@ -61,7 +84,6 @@ def _refresh_token_shapes(using: str) -> list[RowShape]:
 @functools.cache
 def _refresh_token_query(using: str) -> str:
     user_model = get_user_model()
-    tokens, access, users, context = _refresh_token_shapes(using)
 
     def column(name: str) -> str:
         return column_name(RefreshToken, name, using)
@@ -73,11 +95,8 @@ def _refresh_token_query(using: str) -> str:
         f"SELECT * FROM {table_name(RefreshToken, using)} WHERE {column('token_checksum')} = %s "  # noqa: S608
         f"ORDER BY {column('revoked')} IS NULL DESC, {column('revoked')} DESC LIMIT 1"
     )
-    generation, _ = generation_column(connections[using])
     return (
-        f"SELECT {generation}, {tokens.columns}, {access.columns}, {users.columns}, {context.columns}, "  # noqa: S608
-        f"{role_names_column(using, 'u.' + column_name(user_model, 'id', using))} "
-        f"FROM ({presented}) rt "
+        f"SELECT {_user_token_select(using, _refresh_token_shapes(using))} FROM ({presented}) rt "  # noqa: S608
         f"LEFT JOIN {table_name(AccessToken, using)} at "
         f"ON at.{column_name(AccessToken, 'id', using)} = rt.{column('access_token')} "
         f"INNER JOIN {table_name(user_model, using)} u "
@@ -97,17 +116,12 @@ def refresh_token_read(checksum: str):
     the same statement (clients/cache.py), None when that row is missing.
     """
     using = router.db_for_read(RefreshToken)
-    *shapes, context_shape = _refresh_token_shapes(using)
-    _, generation_parameter = generation_column(connections[using])
-    row = _row(_refresh_token_query(using), [generation_parameter, checksum], using)
-    if row is None:
+    read = _user_token_read(_refresh_token_query(using), [checksum], using, _refresh_token_shapes(using))
+    if read is None:
         return None
-    generation, *row = row
-    presented, access_token, user = _instances(row, shapes)
+    generation, (presented, access_token, user), context = read
     presented.access_token, presented.user = access_token, user
     presented.client_generation = generation
-    context = context_shape.values(row[-1 - len(context_shape):-1])
-    role_names_preload(user, row[-1])
     presented.family_context = tuple(context[1:]) if context[0] is not None else None
     return presented
 
@@ -157,15 +171,12 @@ def _grant_shapes(using: str) -> list[RowShape]:
 @functools.cache
 def _grant_query(using: str) -> str:
     user_model = get_user_model()
-    grants, users, context = _grant_shapes(using)
-    generation, _ = generation_column(connections[using])
 
     def gc(name: str) -> str:
         return "gc." + column_name(GrantContext, name, using)
 
     return (
-        f"SELECT {generation}, {grants.columns}, {users.columns}, {context.columns}, "  # noqa: S608
-        f"{role_names_column(using, 'u.' + column_name(user_model, 'id', using))} FROM {table_name(Grant, using)} g "
+        f"SELECT {_user_token_select(using, _grant_shapes(using))} FROM {table_name(Grant, using)} g "  # noqa: S608
         f"INNER JOIN {table_name(user_model, using)} u ON u.{column_name(user_model, 'id', using)} = "
         f"g.{column_name(Grant, 'user', using)} "
         f"LEFT JOIN {table_name(GrantContext, using)} gc ON {gc('code_checksum')} = %s AND {gc('redeemed_at')} IS NULL "
@@ -182,17 +193,13 @@ def grant_read(code: str):
     (clients/cache.py), None when that row is missing.
     """
     using = router.db_for_read(Grant)
-    *shapes, context_shape = _grant_shapes(using)
-    _, generation_parameter = generation_column(connections[using])
-    row = _row(_grant_query(using), [generation_parameter, token_checksum(code), code], using)
-    if row is None:
+    shapes = _grant_shapes(using)
+    read = _user_token_read(_grant_query(using), [token_checksum(code), code], using, shapes)
+    if read is None:
         return None
-    generation, *row = row
-    grant, user = _instances(row, shapes)
+    generation, (grant, user), context = read
     grant.user = user
     grant.client_generation = generation
-    role_names_preload(user, row[-1])
-    context = context_shape.values(row[-1 - len(context_shape):-1])
-    grant.open_context = (GrantContext.from_db(using, context_shape.field_names, context)
+    grant.open_context = (GrantContext.from_db(using, shapes[-1].field_names, context)
                           if context[0] is not None else None)
     return grant
