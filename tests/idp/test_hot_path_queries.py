@@ -300,3 +300,46 @@ def test_a_password_login_costs_a_fixed_number_of_queries(client, service, make_
         *(["WITH " + ", ".join(issue)] if connection.vendor == "postgresql" else issue),  # one statement there
         "UPDATE accounts_user",  # last_login
     ], queries
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="server-side binding and prepared statements")
+def test_hot_statements_are_prepared_once_per_connection_and_then_run_by_name(client, service):
+    """idp/settings.py: parameters go apart from the SQL, and a statement a connection has run five times is
+    prepared on the server, so PostgreSQL parses and plans it once per connection, not once per request."""
+    auth = _basic(service.client.client_id, service.client_secret)
+    tokens = [client.post("/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=auth).json()
+              for _ in range(8)]
+    for token in tokens:
+        response = client.post("/o/introspect/", {"token": token["access_token"]}, HTTP_AUTHORIZATION=auth)
+        assert response.json()["active"] is True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, parameter_types::text[], generic_plans + custom_plans "
+                       "FROM pg_prepared_statements WHERE NOT from_sql")
+        prepared = cursor.fetchall()
+    # What each hot statement's text is, as prepared, and whether it is the whole text or a part of it.
+    hot = {
+        "the token's INSERT": lambda sql: sql.startswith('INSERT INTO "oauth2_provider_accesstoken"'),
+        "introspection's read": lambda sql: 'LEFT JOIN "oauth2_provider_accesstoken"' in sql,
+        "the client credentials grant's generation read":
+            lambda sql: sql == 'SELECT (SELECT value FROM "clients_clientcachegeneration" WHERE id = $1)',
+    }
+    for name, matches in hot.items():
+        rows = [row for row in prepared if matches(row[0])]
+        # Each prepared once on this connection, and run by name since: eight runs each, the first five of them
+        # before it was prepared.
+        assert len(rows) == 1, (name, prepared)
+        statement, _parameter_types, runs = rows[0]
+        assert "$1" in statement and "%s" not in statement  # server-side parameters, nothing quoted into the text
+        assert runs == 3, (name, runs)
+
+
+def test_prepared_statements_can_be_turned_off_for_a_pooler_that_cannot_keep_them(tmp_path):
+    """DATABASE_PREPARED_STATEMENTS=0: for PgBouncer in transaction mode before 1.21, which hands a session's
+    statements to another client. Parameters still go apart from the SQL."""
+    from tests.idp.test_settings import settings_value
+
+    url = {"DATABASE_URL": "postgres://idp@db.invalid:5432/idp"}
+    options = settings_value("DATABASES['default']['OPTIONS']", url, tmp_path)
+    assert options == "{'server_side_binding': True, 'prepare_threshold': 5}"
+    off = settings_value("DATABASES['default']['OPTIONS']", {**url, "DATABASE_PREPARED_STATEMENTS": "0"}, tmp_path)
+    assert off == "{'server_side_binding': True, 'prepare_threshold': None}"
