@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import enum
 import threading
 from dataclasses import dataclass
 
 from django.db import connections, router
+from django.db.models.base import ModelState
 
 from clients.models import Client, ClientCacheGeneration
 
@@ -50,8 +50,16 @@ def _client_load(client_id: str) -> Client | None:
 
 
 def _private_copy(client: Client) -> Client:
-    # Each caller gets its own instance, so nothing a request sets on it can reach another request.
-    duplicate = copy.copy(client)
+    """Each caller gets its own instance, so nothing a request sets on it can reach another request.
+
+    What copy.copy() makes of a model instance (Model.__getstate__: the attributes, a copy of the ModelState and of
+    its related-object cache), built directly: copy.copy goes through pickling's __reduce_ex__, model_unpickle and
+    __setstate__, five times the cost, paid on every token request. The prefetched roles' cache is copied too."""
+    duplicate = Client.__new__(Client)
+    duplicate.__dict__.update(client.__dict__)
+    state = duplicate._state = ModelState()
+    state.db, state.adding = client._state.db, client._state.adding
+    state.fields_cache = dict(client._state.fields_cache)
     duplicate._prefetched_objects_cache = dict(client._prefetched_objects_cache)
     return duplicate
 

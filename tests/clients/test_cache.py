@@ -62,7 +62,15 @@ def test_a_cached_client_costs_one_query_and_carries_its_roles(service, django_a
 def test_each_lookup_gets_its_own_instance(service):
     first = client_cached_get(client_id=service.client.client_id)
     first.enabled = False
-    assert client_cached_get(client_id=service.client.client_id).enabled is True
+    first._state.fields_cache["owner"] = "set by one request"
+    first._prefetched_objects_cache["roles"] = []
+    second = client_cached_get(client_id=service.client.client_id)
+    assert second.enabled is True
+    assert "owner" not in second._state.fields_cache
+    assert [role.name for role in second.roles.all()] == ["orders:write"]
+    # A copy is a saved row, on the database it was read from: saving it updates, never inserts.
+    assert second._state.adding is False and second._state.db == "default"
+    assert second.pk == service.client.pk and second.client_id == service.client.client_id
 
 
 def test_an_unknown_client_id_is_none_and_not_remembered(service):
