@@ -307,6 +307,7 @@ def test_hot_statements_are_prepared_once_per_connection_and_then_run_by_name(cl
     """idp/settings.py: parameters go apart from the SQL, and a statement a connection has run five times is
     prepared on the server, so PostgreSQL parses and plans it once per connection, not once per request."""
     auth = _basic(service.client.client_id, service.client_secret)
+    connection.close()  # a new session: nothing prepared on it yet, whatever ran before on this thread
     tokens = [client.post("/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=auth).json()
               for _ in range(8)]
     for token in tokens:
