@@ -12,24 +12,21 @@ after the TCP timeout as well.
 
 from __future__ import annotations
 
-import socket
+import select
 
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQLDatabaseWrapper
 from psycopg import pq
 
 
 def _nothing_waiting(fileno: int) -> bool:
-    """Whether the socket has no byte to read and is not closed by the peer; never blocks."""
-    probe = socket.socket(fileno=fileno)
-    try:
-        probe.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return True  # nothing to read: the server is silent, as it is with a healthy idle connection
-    except OSError:
-        return False
-    finally:
-        probe.detach()  # the descriptor stays psycopg's
-    return False  # a byte (the server spoke) or b"" (it hung up)
+    """Whether the socket has no byte to read and is not closed by the peer; never blocks.
+
+    poll(2) with a zero timeout reports a byte to read, the end of the stream, an error and a descriptor that is not
+    open alike; no event at all means the server has had nothing to say. One system call, no socket object: a probe
+    through socket.socket(fileno=...) cost three times as much CPU, on every request."""
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN | select.POLLPRI)
+    return not poller.poll(0)
 
 
 class DatabaseWrapper(PostgreSQLDatabaseWrapper):
