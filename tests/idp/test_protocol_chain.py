@@ -10,6 +10,8 @@ from django.conf import settings
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
+from django.test import RequestFactory
+from django.urls import Resolver404, URLResolver
 
 from clients.services import client_create
 from idp.keys import signing_key_ensure
@@ -119,3 +121,52 @@ def test_a_browser_page_still_gets_the_full_chain(client):
     assert hasattr(response.wsgi_request, "session")
     token_response = client.post("/o/token/", {"grant_type": "client_credentials"})
     assert not hasattr(token_response.wsgi_request, "session")
+
+
+def test_a_protocol_endpoint_is_resolved_once_and_each_request_gets_a_match_of_its_own(handlers, monkeypatch):
+    _, protocol = handlers
+    factory = RequestFactory()
+    first_request, second_request = factory.post("/o/introspect/"), factory.post("/o/introspect/")
+    first = protocol.resolve_request(first_request)
+
+    def walked(*args, **kwargs):
+        raise AssertionError("the URL patterns were walked again")
+
+    monkeypatch.setattr(URLResolver, "resolve", walked)
+    second = protocol.resolve_request(second_request)
+    assert (first_request.resolver_match, second_request.resolver_match) == (first, second)
+    assert (second.url_name, second.namespace, second.route) == ("introspect", "oauth2_provider", "o/introspect/")
+    assert second.func is first.func
+    # Separate objects and separate kwargs: what one request's middleware sets cannot reach another request.
+    assert second is not first and second.kwargs is not first.kwargs
+    second.kwargs["planted"] = True
+    assert "planted" not in protocol.resolve_request(factory.post("/o/introspect/")).kwargs
+
+
+def test_only_the_protocol_endpoints_are_kept_and_any_other_path_is_resolved_each_time(handlers, monkeypatch):
+    _, protocol = handlers
+    walks = []
+    resolve = URLResolver.resolve
+    monkeypatch.setattr(URLResolver, "resolve", lambda self, path: walks.append(path) or resolve(self, path))
+    for _ in range(2):
+        assert protocol.resolve_request(RequestFactory().get("/.well-known/jwks.json")).url_name == "jwks"
+        with pytest.raises(Resolver404):
+            protocol.resolve_request(RequestFactory().get("/o/introspect/made-up/"))
+    # The root resolver sees the whole path (included URLconfs see the rest of it).
+    assert [path for path in walks if path.startswith("/")] == ["/.well-known/jwks.json", "/o/introspect/made-up/"] * 2
+
+
+def test_a_changed_urlconf_is_resolved_afresh(handlers, settings, monkeypatch):
+    _, protocol = handlers
+    assert protocol.resolve_request(RequestFactory().post("/o/token/")).url_name == "token"
+    walks = []
+    resolve = URLResolver.resolve
+    monkeypatch.setattr(URLResolver, "resolve", lambda self, path: walks.append(path) or resolve(self, path))
+    settings.ROOT_URLCONF = "tests.idp.error_urls"
+    for _ in range(2):
+        assert protocol.resolve_request(RequestFactory().post("/o/token/")).url_name == "token"
+    assert [path for path in walks if path.startswith("/")] == ["/o/token/"]  # once for the new URLconf, then kept
+    request = RequestFactory().post("/o/token/")
+    request.urlconf = "tests.idp.no_such_urlconf"
+    with pytest.raises(ModuleNotFoundError):
+        protocol.resolve_request(request)  # a URLconf a middleware set for one request is always honoured
