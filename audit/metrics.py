@@ -90,11 +90,26 @@ def event_observe(*, type: str, outcome: str, reason: str, detail: dict, stored:
         ALERTS.labels(type=_known(type, _EVENT_TYPES)).inc()
 
 
+# Each request's two series, by (route, method) and (route, method, status class). Metric.labels() validates and
+# looks them up under a lock on every call; these keys are bounded (URL patterns, _METHODS, five classes), so each
+# is looked up once per process. A race only looks one up twice: labels() returns the same child.
+_latency_series: dict[tuple[str, str], Histogram] = {}
+_request_series: dict[tuple[str, str, int], Counter] = {}
+
+
 def request_observe(*, route: str, method: str, status: int, seconds: float) -> None:
     """Count one answered request and its latency under its URL pattern."""
     method = _known(method, _METHODS)
-    REQUEST_LATENCY.labels(route=route, method=method).observe(seconds)
-    REQUESTS.labels(route=route, method=method, status=f"{status // 100}xx").inc()
+    latency = _latency_series.get((route, method))
+    if latency is None:
+        latency = _latency_series[route, method] = REQUEST_LATENCY.labels(route=route, method=method)
+    latency.observe(seconds)
+    status_class = status // 100
+    requests = _request_series.get((route, method, status_class))
+    if requests is None:
+        requests = _request_series[route, method, status_class] = REQUESTS.labels(
+            route=route, method=method, status=f"{status_class}xx")
+    requests.inc()
 
 
 def exposition() -> tuple[bytes, str]:
