@@ -25,7 +25,7 @@ class Unread(enum.Enum):
 UNREAD = Unread.UNREAD  # get()'s default: the generation is read by get() itself
 
 
-def generation_column(connection) -> tuple[str, str]:
+def generation_column(connection) -> tuple[str, int]:
     """A scalar subquery that reads the current generation, and the one parameter it takes, for a caller that
     reads it in the same statement as rows of its own (idp/introspection.py): one round trip instead of two."""
     table = connection.ops.quote_name(ClientCacheGeneration._meta.db_table)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -28,8 +29,10 @@ AccessToken = get_access_token_model()
 INACTIVE = {"active": False}
 
 
-def _json(payload: dict, status: int = 200, **headers) -> JsonResponse:
-    response = JsonResponse(payload, status=status)
+def _json(payload: dict, status: int = 200, **headers) -> HttpResponse:
+    # json.dumps with its defaults reuses the module's encoder; JsonResponse builds a DjangoJSONEncoder for every
+    # answer, for types (dates, decimals, UUIDs) that no introspection answer holds.
+    response = HttpResponse(json.dumps(payload), content_type="application/json", status=status)
     response["Cache-Control"] = "no-store"
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
@@ -50,11 +53,12 @@ def authenticate_confidential_client(request: HttpRequest, *, generation: str | 
     core = _oauthlib_core()
     # oauthlib's request carries only what client authentication reads: the Authorization header, under the WSGI
     # name DOT looks it up by, and the body's parameters as DOT extracts them. Handing oauthlib every environ entry
-    # and the body re-encoded, to be decoded again, cost a sixth of an introspection's CPU.
+    # and the body re-encoded, to be decoded again, cost a sixth of an introspection's CPU. The URI is the path
+    # alone: a request with a query string is refused before this (introspect), and DOT's escaping of the full
+    # path cost as much again as the client's secret check.
     authorization = request.META.get("HTTP_AUTHORIZATION")
     headers = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
-    oauthlib_request = OauthlibRequest(core._get_escaped_full_path(request), request.method, core.extract_body(request),
-                                       headers)
+    oauthlib_request = OauthlibRequest(request.path, request.method, core.extract_body(request), headers)
     if generation is not UNREAD:
         oauthlib_request.idp_client_generation = generation  # read by the validator's _load_application
     try:
@@ -78,9 +82,10 @@ class _AccessTokenRow:
 
 
 @functools.cache
-def _access_token_query() -> str:
+def _access_token_query() -> tuple[str, int]:
     """The client cache generation, then the expiry, client and username of the access-token row with a given
-    checksum (NULLs when there is none): always one row. Built from the models' own table and column names.
+    checksum (NULLs when there is none): always one row. Built from the models' own table and column names. With
+    the generation subquery's parameter, the statement's first.
 
     Plain SQL because a resource server may introspect on every request it serves, and the ORM's compiling of this
     join costs more than the rest of the lookup. Not statements.access_token_read, the bearer check's read of the
@@ -94,7 +99,7 @@ def _access_token_query() -> str:
         return quote(meta.get_field(name).column)
 
     token, client, user = quote(token_meta.db_table), quote(client_meta.db_table), quote(user_meta.db_table)
-    generation, _ = generation_column(connection)
+    generation, generation_parameter = generation_column(connection)
     return (
         f"SELECT {generation}, t.{column(token_meta, 'id')}, t.{column(token_meta, 'expires')} > %s, "  # noqa: S608
         f"t.{column(token_meta, 'application')}, c.{column(client_meta, 'client_id')}, "
@@ -102,14 +107,14 @@ def _access_token_query() -> str:
         f"FROM (SELECT 1) one LEFT JOIN {token} t ON t.{column(token_meta, 'token_checksum')} = %s "
         f"LEFT JOIN {client} c ON c.{column(client_meta, 'id')} = t.{column(token_meta, 'application')} "
         f"LEFT JOIN {user} u ON u.{column(user_meta, 'id')} = t.{column(token_meta, 'user')}"
-    )
+    ), generation_parameter
 
 
 def _access_token_read(token: str) -> tuple[str | None, _AccessTokenRow | None]:
     """The client cache generation (None when its row is missing) and the access-token row, read in one statement."""
-    _, generation_parameter = generation_column(connection)
+    query, generation_parameter = _access_token_query()
     with connection.cursor() as cursor:
-        cursor.execute(_access_token_query(), [generation_parameter, timezone.now(), token_checksum(token)])
+        cursor.execute(query, [generation_parameter, timezone.now(), token_checksum(token)])
         generation, token_id, *columns = cursor.fetchone()
     return generation, (_AccessTokenRow(*columns) if token_id is not None else None)
 
@@ -181,7 +186,13 @@ def _answer(client: Client, token: str, hint: str | None, access_row: _AccessTok
 @csrf_exempt
 @require_POST
 @refuse_nul_bytes
-def introspect(request: HttpRequest) -> JsonResponse:
+def introspect(request: HttpRequest) -> HttpResponse:
+    if request.META.get("QUERY_STRING"):
+        # As oauthlib answers at the token and revocation endpoints: every parameter travels in the body (RFC 7662
+        # §2.1), and client credentials MUST NOT be in the URI (RFC 6749 §2.3.1), which access logs and proxies keep.
+        token_audit.token_failure_record(request=request, error="invalid_request",
+                                         endpoint=token_audit.ENDPOINT_INTROSPECTION)
+        return _json({"error": "invalid_request", "error_description": "URL query parameters are not allowed"}, 400)
     token = request.POST.get("token", "")
     hint = request.POST.get("token_type_hint")
     generation, access_row = UNREAD, UNREAD

@@ -375,6 +375,24 @@ def test_introspection_with_a_wrong_client_secret_is_refused(discovery, rp, alic
     assert "not-the-secret" not in json.dumps(list(Event.objects.values_list("detail", flat=True)))
 
 
+def test_client_secret_in_the_query_string_does_not_authenticate_at_introspection(discovery, rp, alice_tokens):
+    # RFC 6749 §2.3.1: client credentials MUST NOT be sent in the request URI, which access logs and proxies keep.
+    # Refused as the token and revocation endpoints refuse any query parameter, before the credentials are looked at.
+    mark = audit_mark()
+    response = requests.post(discovery["introspection_endpoint"], timeout=10,
+                             params={"client_id": rp.client.client_id, "client_secret": rp.client_secret},
+                             data={"token": alice_tokens["access_token"]})
+    _assert_token_error(response, 400, "invalid_request")
+    assert "active" not in response.json()
+    event = recorded(mark, type=events.TOKEN_FAILED, reason="invalid_request", client_id="")
+    assert event.detail["endpoint"] == "introspection"
+    assert rp.client_secret not in json.dumps(list(Event.objects.values_list("detail", flat=True)))
+    # The same credentials in the body, as RFC 6749 §2.3.1 allows, do authenticate.
+    response = requests.post(discovery["introspection_endpoint"], timeout=10, data={
+        "token": alice_tokens["access_token"], "client_id": rp.client.client_id, "client_secret": rp.client_secret})
+    assert response.json()["active"] is True
+
+
 def test_client_cannot_introspect_a_token_not_meant_for_it(discovery, rp, service, alice_tokens):
     assert service.client.client_id not in json.dumps(
         jwt.decode(alice_tokens["access_token"], options={"verify_signature": False})["aud"])
