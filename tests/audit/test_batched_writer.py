@@ -82,8 +82,8 @@ def service_client(batched):
 # --- What is routine. -----------------------------------------------------------------------------------------
 
 
-def test_only_token_successes_are_routine_and_no_detector_reads_them():
-    assert services.ROUTINE_TYPES == {events.TOKEN_ISSUED, events.TOKEN_EXCHANGED}
+def test_only_token_and_sign_in_successes_are_routine_and_no_detector_reads_them():
+    assert services.ROUTINE_TYPES == {events.TOKEN_ISSUED, events.TOKEN_EXCHANGED, events.LOGIN_SUCCEEDED}
     assert not any(detectors.watches(type) for type in services.ROUTINE_TYPES)
 
 
