@@ -18,11 +18,18 @@ The window is the IDP_ALERT_WINDOW_SECONDS before the event. An alert is raised 
 same type and key (an account, an IP, a client or a token family): the key is stored as detail["alert_key"], and
 `alert_duplicates` finds an earlier alert with it through the (type, created_at) index. A threshold below 1 turns
 its detector off.
+
+Each process also remembers the alerts it raised or found raised (`raised`): while one is inside the window a new
+event looks back over, its detector skips both questions for that key, since they could only find the same alert
+again. A
+sustained burst, such as a client polling with an expired token, then costs each further failure the event's own
+append and no detector query.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,9 +63,49 @@ class Alert:
     ip: str | None = None
 
 
+class RaisedAlerts:
+    """The alerts this process stored, by (type, key), and when each was raised; the oldest are forgotten past
+    `limit`, so a flood of distinct keys cannot grow it without bound. Forgetting only costs a query."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._raised: dict[tuple[str, str], datetime] = {}
+
+    def since(self, *, type: str, key: str, since: datetime) -> bool:
+        """Whether this process raised this alert after `since`."""
+        raised_at = self._raised.get((type, key))
+        return raised_at is not None and raised_at > since
+
+    def remember(self, *, type: str, key: str, at: datetime) -> None:
+        with self._lock:
+            self._raised.pop((type, key), None)
+            while len(self._raised) >= self._limit:
+                del self._raised[next(iter(self._raised))]
+            self._raised[type, key] = at
+
+    def clear(self) -> None:
+        with self._lock:
+            self._raised.clear()
+
+
+raised = RaisedAlerts()
+
+
 def alert_duplicates(*, type: str, key: str, since: datetime) -> QuerySet[Event]:
     """Alerts of this type and key raised after `since`: while any exists, the same alert is not raised again."""
     return Event.objects.filter(type=type, created_at__gt=since, detail__alert_key=key)
+
+
+def _already_raised(*, type: str, key: str, since: datetime) -> bool:
+    """Whether this alert was raised after `since`, by any process. One that is found is remembered (once the
+    reading transaction commits), so that this process does not ask again for it within its window."""
+    raised_at = (alert_duplicates(type=type, key=key, since=since).order_by("-created_at")
+                 .values_list("created_at", flat=True).first())
+    if raised_at is None:
+        return False
+    transaction.on_commit(lambda: raised.remember(type=type, key=key, at=raised_at))
+    return True
 
 
 def _window(event: Event) -> tuple[datetime, int]:
@@ -122,9 +169,11 @@ def _account_failures(event: Event) -> list[Alert]:
         (events.ALERT_CREDENTIAL_STUFFING, settings.IDP_ALERT_STUFFING_IPS, recent.filter(ip__isnull=False)),
     ):
         distinct = "ip" if alert_type == events.ALERT_CREDENTIAL_STUFFING else None
-        if threshold < 1 or not _reaches(rows, threshold, distinct):
+        if threshold < 1 or raised.since(type=alert_type, key=key, since=since):
             continue
-        if alert_duplicates(type=alert_type, key=key, since=since).exists():
+        if not _reaches(rows, threshold, distinct):
+            continue
+        if _already_raised(type=alert_type, key=key, since=since):
             continue
         detail = {**_summary(recent, seconds, threshold), "ips": _sample(recent, "ip")}
         found.append(Alert(type=alert_type, key=key, reason="account", window_start=since, detail=detail,
@@ -140,9 +189,11 @@ def _password_spraying(event: Event) -> list[Alert]:
     since, seconds = _window(event)
     recent = Event.objects.filter(type=events.LOGIN_FAILED, ip=event.ip, created_at__gt=since)
     key = f"ip:{event.ip}"
+    if raised.since(type=events.ALERT_PASSWORD_SPRAYING, key=key, since=since):
+        return []
     if not _reaches(recent.annotate(account=Lower("username")), threshold, "account"):
         return []
-    if alert_duplicates(type=events.ALERT_PASSWORD_SPRAYING, key=key, since=since).exists():
+    if _already_raised(type=events.ALERT_PASSWORD_SPRAYING, key=key, since=since):
         return []
     detail = {**_summary(recent, seconds, threshold), "accounts": _sample(recent, "username")}
     return [Alert(type=events.ALERT_PASSWORD_SPRAYING, key=key, reason="ip", window_start=since, detail=detail,
@@ -160,7 +211,9 @@ def _refresh_token_reuse(event: Event) -> list[Alert]:
     else:
         key, reason = f"client:{event.client_id}|account:{event.username}", "client"
         recent = recent.filter(client_id=event.client_id, username=event.username)
-    if alert_duplicates(type=events.ALERT_REFRESH_TOKEN_REUSE, key=key, since=since).exists():
+    if raised.since(type=events.ALERT_REFRESH_TOKEN_REUSE, key=key, since=since):
+        return []
+    if _already_raised(type=events.ALERT_REFRESH_TOKEN_REUSE, key=key, since=since):
         return []
     detail = {**_summary(recent, seconds, 1), "token_family": family or "", "ips": _sample(recent, "ip")}
     return [Alert(type=events.ALERT_REFRESH_TOKEN_REUSE, key=key, reason=reason, window_start=since, detail=detail,
@@ -181,9 +234,11 @@ def _validation_burst(event: Event) -> list[Alert]:
             type__in=(events.TOKEN_REJECTED, events.TOKEN_FAILED), created_at__gt=since, **{column: value}
         )
         key = f"{reason}:{value}"
+        if raised.since(type=events.ALERT_TOKEN_VALIDATION_BURST, key=key, since=since):
+            continue
         if not _reaches(recent, threshold):
             continue
-        if alert_duplicates(type=events.ALERT_TOKEN_VALIDATION_BURST, key=key, since=since).exists():
+        if _already_raised(type=events.ALERT_TOKEN_VALIDATION_BURST, key=key, since=since):
             continue
         detail = _summary(recent, seconds, threshold)
         if column == "client_id":

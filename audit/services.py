@@ -256,7 +256,12 @@ def _alert_record(alert: detectors.Alert) -> Event | None:
     except Exception:  # noqa: BLE001
         failure_logger.exception("audit alert %s could not be built", alert.type)
         return None
-    return _commit(event, duplicates=duplicates)
+    stored = _commit(event, duplicates=duplicates)
+    if stored is not None:
+        # Once the row is committed: an alert rolled back with its caller's transaction must be raised again.
+        transaction.on_commit(lambda: detectors.raised.remember(type=alert.type, key=alert.key,
+                                                                at=event.created_at))
+    return stored
 
 
 def event_record(

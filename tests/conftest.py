@@ -57,6 +57,16 @@ def _synchronous_audit(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_raised_alerts():
+    # The detectors' memory of raised alerts lives for the whole process; each test starts without one.
+    from audit.detectors import raised
+
+    raised.clear()
+    yield
+    raised.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_key_cache():
     # The signing-key cache lives for the whole process; each test sees only its own database's keys.
     from idp.keys import reset_key_cache

@@ -3,7 +3,9 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit import detectors, events
@@ -336,6 +338,47 @@ def test_a_burst_that_goes_on_in_the_same_window_raises_no_second_alert(db, cloc
     assert len(alerts()) == 1
 
 
+def test_a_burst_that_goes_on_after_its_alert_costs_no_detector_query(db, clock, django_capture_on_commit_callbacks):
+    # A client polling with an expired token, or a flood of forged ones from one address, is recorded event by event;
+    # once this process raised the alert, the detector does not ask the database again for that key in its window.
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(3):
+            token_failure(client_id="svc", ip="192.0.2.90")
+    assert len(alerts()) == 2  # one for the client, one for the address
+
+    with CaptureQueriesContext(connection) as captured:
+        token_failure(client_id="svc", ip="192.0.2.90")
+    reads = [query["sql"] for query in captured if query["sql"].lstrip().upper().startswith("SELECT")
+             and "audit_event" in query["sql"]]
+    assert reads == []
+    assert Event.objects.filter(type=events.TOKEN_REJECTED).count() == 4  # the event itself is still stored
+
+    # Past the window the detector asks again, and a burst that is still going raises a new alert.
+    clock.advance(WINDOW + 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(3):
+            token_failure(client_id="svc", ip="192.0.2.90")
+    assert len(alerts()) == 4
+
+
+def test_an_alert_rolled_back_with_its_transaction_is_not_remembered(db, clock):
+    # The pytest-django transaction never commits, so nothing is remembered and the detector keeps asking.
+    for n in range(4):
+        token_failure(client_id="svc", ip="192.0.2.91")
+    assert not detectors.raised.since(type=events.ALERT_TOKEN_VALIDATION_BURST, key="client:svc",
+                                      since=clock.now - timedelta(seconds=WINDOW))
+    assert len(alerts()) == 2
+
+
+def test_the_memory_of_raised_alerts_is_bounded():
+    memory = detectors.RaisedAlerts(limit=3)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    for n in range(5):
+        memory.remember(type="alert.x", key=f"ip:{n}", at=start)
+    assert [memory.since(type="alert.x", key=f"ip:{n}", since=start - timedelta(1)) for n in range(5)] == [
+        False, False, True, True, True]
+
+
 def test_a_burst_from_another_client_raises_its_own_alert(db, clock):
     for n in range(3):
         token_failure(client_id="svc-a", ip=f"192.0.2.{n + 1}")
@@ -394,3 +437,18 @@ def test_a_failing_detector_costs_neither_the_event_nor_the_other_detectors(db, 
     assert [a.type for a in alerts()] == [events.ALERT_BRUTE_FORCE]
     assert Event.objects.filter(type=events.LOGIN_FAILED).count() == 3
     assert "audit detector broken_detector failed" in caplog.text
+
+
+def test_an_alert_another_process_raised_is_remembered_once_found(db, clock, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(3):
+            token_failure(client_id="svc", ip="192.0.2.92")
+    detectors.raised.clear()  # as in another worker, which has not raised it itself
+
+    with django_capture_on_commit_callbacks(execute=True):
+        token_failure(client_id="svc", ip="192.0.2.92")  # asks the database once, finds the alerts
+    with CaptureQueriesContext(connection) as captured:
+        token_failure(client_id="svc", ip="192.0.2.92")
+    assert not [query for query in captured if "audit_event" in query["sql"]
+                and query["sql"].lstrip().upper().startswith("SELECT")]
+    assert len(alerts()) == 2
