@@ -20,19 +20,20 @@ same type and key (an account, an IP, a client or a token family): the key is st
 its detector off.
 
 Each process also remembers the alerts it raised or found raised (`raised`): while one is inside the window a new
-event looks back over, its detector skips both questions for that key, since they could only find the same alert
-again. A
-sustained burst, such as a client polling with an expired token, then costs each further failure the event's own
-append and no detector query.
+event looks back over, its detector skips both questions for that key (`_due`), since they could only find the same
+alert again. A sustained burst, such as a client polling with an expired token, then costs each further failure the
+event's own append and no detector query.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -97,15 +98,18 @@ def alert_duplicates(*, type: str, key: str, since: datetime) -> QuerySet[Event]
     return Event.objects.filter(type=type, created_at__gt=since, detail__alert_key=key)
 
 
-def _already_raised(*, type: str, key: str, since: datetime) -> bool:
-    """Whether this alert was raised after `since`, by any process. One that is found is remembered (once the
-    reading transaction commits), so that this process does not ask again for it within its window."""
+def _due(*, type: str, key: str, since: datetime, reached: Callable[[], bool] = lambda: True) -> bool:
+    """Whether the alert of this type and key is due: `reached()` (its threshold, a bounded read) holds and no such
+    alert was raised after `since`. This process's memory is asked first, then the database; an alert found there
+    (raised by another process) is remembered once the reading transaction commits."""
+    if raised.since(type=type, key=key, since=since) or not reached():
+        return False
     raised_at = (alert_duplicates(type=type, key=key, since=since).order_by("-created_at")
                  .values_list("created_at", flat=True).first())
     if raised_at is None:
-        return False
+        return True
     transaction.on_commit(lambda: raised.remember(type=type, key=key, at=raised_at))
-    return True
+    return False
 
 
 def _window(event: Event) -> tuple[datetime, int]:
@@ -169,11 +173,8 @@ def _account_failures(event: Event) -> list[Alert]:
         (events.ALERT_CREDENTIAL_STUFFING, settings.IDP_ALERT_STUFFING_IPS, recent.filter(ip__isnull=False)),
     ):
         distinct = "ip" if alert_type == events.ALERT_CREDENTIAL_STUFFING else None
-        if threshold < 1 or raised.since(type=alert_type, key=key, since=since):
-            continue
-        if not _reaches(rows, threshold, distinct):
-            continue
-        if _already_raised(type=alert_type, key=key, since=since):
+        if threshold < 1 or not _due(type=alert_type, key=key, since=since,
+                                     reached=partial(_reaches, rows, threshold, distinct)):
             continue
         detail = {**_summary(recent, seconds, threshold), "ips": _sample(recent, "ip")}
         found.append(Alert(type=alert_type, key=key, reason="account", window_start=since, detail=detail,
@@ -189,11 +190,8 @@ def _password_spraying(event: Event) -> list[Alert]:
     since, seconds = _window(event)
     recent = Event.objects.filter(type=events.LOGIN_FAILED, ip=event.ip, created_at__gt=since)
     key = f"ip:{event.ip}"
-    if raised.since(type=events.ALERT_PASSWORD_SPRAYING, key=key, since=since):
-        return []
-    if not _reaches(recent.annotate(account=Lower("username")), threshold, "account"):
-        return []
-    if _already_raised(type=events.ALERT_PASSWORD_SPRAYING, key=key, since=since):
+    if not _due(type=events.ALERT_PASSWORD_SPRAYING, key=key, since=since,
+                reached=partial(_reaches, recent.annotate(account=Lower("username")), threshold, "account")):
         return []
     detail = {**_summary(recent, seconds, threshold), "accounts": _sample(recent, "username")}
     return [Alert(type=events.ALERT_PASSWORD_SPRAYING, key=key, reason="ip", window_start=since, detail=detail,
@@ -211,9 +209,7 @@ def _refresh_token_reuse(event: Event) -> list[Alert]:
     else:
         key, reason = f"client:{event.client_id}|account:{event.username}", "client"
         recent = recent.filter(client_id=event.client_id, username=event.username)
-    if raised.since(type=events.ALERT_REFRESH_TOKEN_REUSE, key=key, since=since):
-        return []
-    if _already_raised(type=events.ALERT_REFRESH_TOKEN_REUSE, key=key, since=since):
+    if not _due(type=events.ALERT_REFRESH_TOKEN_REUSE, key=key, since=since):  # one reuse is enough
         return []
     detail = {**_summary(recent, seconds, 1), "token_family": family or "", "ips": _sample(recent, "ip")}
     return [Alert(type=events.ALERT_REFRESH_TOKEN_REUSE, key=key, reason=reason, window_start=since, detail=detail,
@@ -234,11 +230,8 @@ def _validation_burst(event: Event) -> list[Alert]:
             type__in=(events.TOKEN_REJECTED, events.TOKEN_FAILED), created_at__gt=since, **{column: value}
         )
         key = f"{reason}:{value}"
-        if raised.since(type=events.ALERT_TOKEN_VALIDATION_BURST, key=key, since=since):
-            continue
-        if not _reaches(recent, threshold):
-            continue
-        if _already_raised(type=events.ALERT_TOKEN_VALIDATION_BURST, key=key, since=since):
+        if not _due(type=events.ALERT_TOKEN_VALIDATION_BURST, key=key, since=since,
+                    reached=partial(_reaches, recent, threshold)):
             continue
         detail = _summary(recent, seconds, threshold)
         if column == "client_id":

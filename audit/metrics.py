@@ -23,6 +23,7 @@ rather than from a Django setting. Without it, each process reports only its own
 
 from __future__ import annotations
 
+import functools
 import os
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
@@ -90,26 +91,23 @@ def event_observe(*, type: str, outcome: str, reason: str, detail: dict, stored:
         ALERTS.labels(type=_known(type, _EVENT_TYPES)).inc()
 
 
-# Each request's two series, by (route, method) and (route, method, status class). Metric.labels() validates and
-# looks them up under a lock on every call; these keys are bounded (URL patterns, _METHODS, five classes), so each
-# is looked up once per process. A race only looks one up twice: labels() returns the same child.
-_latency_series: dict[tuple[str, str], Histogram] = {}
-_request_series: dict[tuple[str, str, int], Counter] = {}
+# Each request's two series. Metric.labels() validates and looks them up under a lock on every call; their labels
+# are bounded (URL patterns, _METHODS, five status classes), so each is looked up once per process.
+@functools.cache
+def _latency_series(route: str, method: str) -> Histogram:
+    return REQUEST_LATENCY.labels(route=route, method=method)
+
+
+@functools.cache
+def _request_series(route: str, method: str, status_class: int) -> Counter:
+    return REQUESTS.labels(route=route, method=method, status=f"{status_class}xx")
 
 
 def request_observe(*, route: str, method: str, status: int, seconds: float) -> None:
     """Count one answered request and its latency under its URL pattern."""
     method = _known(method, _METHODS)
-    latency = _latency_series.get((route, method))
-    if latency is None:
-        latency = _latency_series[route, method] = REQUEST_LATENCY.labels(route=route, method=method)
-    latency.observe(seconds)
-    status_class = status // 100
-    requests = _request_series.get((route, method, status_class))
-    if requests is None:
-        requests = _request_series[route, method, status_class] = REQUESTS.labels(
-            route=route, method=method, status=f"{status_class}xx")
-    requests.inc()
+    _latency_series(route, method).observe(seconds)
+    _request_series(route, method, status // 100).inc()
 
 
 def exposition() -> tuple[bytes, str]:
